@@ -1,0 +1,19 @@
+"""tf_convgrad: complete, deterministic convolution-gradient ops for TensorFlow 2.21.
+
+Importing the package loads the op library and registers the ops' gradients, so
+graphs and SavedModels that use the ops work after `import tf_convgrad`.
+"""
+
+from . import grads as _grads  # noqa: F401 -- registers gradients
+from .ops import (
+    conv2d_backprop_filter,
+    depthwise_conv2d_native_backprop_filter,
+    depthwise_conv2d_native_backprop_input,
+)
+
+__version__ = "0.1.0"
+__all__ = [
+    "conv2d_backprop_filter",
+    "depthwise_conv2d_native_backprop_filter",
+    "depthwise_conv2d_native_backprop_input",
+]

@@ -1,0 +1,141 @@
+"""Python wrappers: the same arguments, order and defaults as the tf.raw_ops twins."""
+
+from __future__ import annotations
+
+from . import _loader
+
+_lib = _loader.load()
+
+# Names under which TF registers the ops; gradients and SavedModels refer to these.
+CONV2D_BACKPROP_FILTER = "ConvGrad>Conv2DBackpropFilter"
+DEPTHWISE_BACKPROP_FILTER = "ConvGrad>DepthwiseConv2dNativeBackpropFilter"
+DEPTHWISE_BACKPROP_INPUT = "ConvGrad>DepthwiseConv2dNativeBackpropInput"
+
+
+def conv2d_backprop_filter(
+    input,
+    filter_sizes,
+    out_backprop,
+    strides,
+    padding,
+    use_cudnn_on_gpu=True,
+    explicit_paddings=[],  # noqa: B006 -- mirrors tf.raw_ops; never mutated
+    data_format="NHWC",
+    dilations=[1, 1, 1, 1],  # noqa: B006
+    name=None,
+):
+    """Gradient of Conv2D with respect to its filter (tf.raw_ops.Conv2DBackpropFilter).
+
+    Beyond TensorFlow's CPU kernel, supports NCHW, dilations and grouped filters
+    (input depth = groups * filter_sizes[2]) on CPU; half and bfloat16 accumulate in
+    float32; the result is bitwise deterministic.
+
+    Args:
+      input: 4-D tensor, the forward input (NHWC or NCHW per data_format).
+      filter_sizes: int32 vector [rows, cols, in_depth / groups, out_depth].
+      out_backprop: 4-D tensor, the gradient of the forward output.
+      strides, padding, use_cudnn_on_gpu, explicit_paddings, data_format, dilations:
+        as for tf.raw_ops.Conv2DBackpropFilter (use_cudnn_on_gpu is accepted and ignored).
+      name: optional op name.
+
+    Returns:
+      The filter gradient, shape filter_sizes (HWIO), dtype of input.
+
+    Raises:
+      tf.errors.InvalidArgumentError: on inconsistent shapes or attributes.
+    """
+    return _lib.conv_grad_conv2d_backprop_filter(
+        input=input,
+        filter_sizes=filter_sizes,
+        out_backprop=out_backprop,
+        strides=strides,
+        padding=padding,
+        use_cudnn_on_gpu=use_cudnn_on_gpu,
+        explicit_paddings=explicit_paddings,
+        data_format=data_format,
+        dilations=dilations,
+        name=name,
+    )
+
+
+def depthwise_conv2d_native_backprop_filter(
+    input,
+    filter_sizes,
+    out_backprop,
+    strides,
+    padding,
+    explicit_paddings=[],  # noqa: B006
+    data_format="NHWC",
+    dilations=[1, 1, 1, 1],  # noqa: B006
+    name=None,
+):
+    """Depthwise filter gradient (tf.raw_ops.DepthwiseConv2dNativeBackpropFilter).
+
+    Unlike TensorFlow, honours `dilations` (TF ignores them) and accepts unequal row and
+    column strides and NCHW on CPU.
+
+    Args:
+      input: 4-D tensor, the forward input.
+      filter_sizes: int32 vector [rows, cols, in_depth, depth_multiplier].
+      out_backprop: 4-D tensor with depth in_depth * depth_multiplier.
+      strides, padding, explicit_paddings, data_format, dilations: as for the raw op.
+      name: optional op name.
+
+    Returns:
+      The filter gradient, shape filter_sizes.
+
+    Raises:
+      tf.errors.InvalidArgumentError: on inconsistent shapes or attributes.
+    """
+    return _lib.conv_grad_depthwise_conv2d_native_backprop_filter(
+        input=input,
+        filter_sizes=filter_sizes,
+        out_backprop=out_backprop,
+        strides=strides,
+        padding=padding,
+        explicit_paddings=explicit_paddings,
+        data_format=data_format,
+        dilations=dilations,
+        name=name,
+    )
+
+
+def depthwise_conv2d_native_backprop_input(
+    input_sizes,
+    filter,
+    out_backprop,
+    strides,
+    padding,
+    explicit_paddings=[],  # noqa: B006
+    data_format="NHWC",
+    dilations=[1, 1, 1, 1],  # noqa: B006
+    name=None,
+):
+    """Depthwise input gradient (tf.raw_ops.DepthwiseConv2dNativeBackpropInput).
+
+    Unlike TensorFlow, honours `dilations` and accepts unequal strides and NCHW on CPU.
+
+    Args:
+      input_sizes: int32 vector, the forward input's shape (4 values).
+      filter: [rows, cols, in_depth, depth_multiplier] tensor.
+      out_backprop: 4-D tensor with depth in_depth * depth_multiplier.
+      strides, padding, explicit_paddings, data_format, dilations: as for the raw op.
+      name: optional op name.
+
+    Returns:
+      The input gradient, shape input_sizes.
+
+    Raises:
+      tf.errors.InvalidArgumentError: on inconsistent shapes or attributes.
+    """
+    return _lib.conv_grad_depthwise_conv2d_native_backprop_input(
+        input_sizes=input_sizes,
+        filter=filter,
+        out_backprop=out_backprop,
+        strides=strides,
+        padding=padding,
+        explicit_paddings=explicit_paddings,
+        data_format=data_format,
+        dilations=dilations,
+        name=name,
+    )

@@ -1,0 +1,121 @@
+// CPU OpKernels for the three ops: a thin adapter from TensorFlow tensors to
+// the TF-free compute cores in cpu/. Validation lives in conv_backprop_common.
+#include <cstdint>
+
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/register_types.h"
+#include "tensorflow/core/framework/tensor.h"
+#include "tf_ops/cc/kernels/conv_backprop_common.h"
+#include "tf_ops/cc/kernels/cpu/conv_backprop_cpu.h"
+
+namespace tensorflow {
+namespace convgrad {
+namespace {
+
+// Shards work over TF's intra-op thread pool. The cores' results do not
+// depend on how ranges are split.
+tf_convgrad::ParallelFor ThreadPoolFor(OpKernelContext* ctx) {
+  auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
+  return [workers](int64_t total, int64_t cost, const std::function<void(int64_t, int64_t)>& fn) {
+    if (total <= 0) return;
+    if (total == 1) {
+      fn(0, 1);
+      return;
+    }
+    workers->ParallelFor(total, cost, fn);
+  };
+}
+
+// Like allocate_output, but refuses sizes whose byte count cannot be
+// represented before asking the allocator.
+template <typename T>
+absl::Status AllocateOutput(OpKernelContext* ctx, const ConvBackpropAttrs& attrs,
+                            const TensorShape& shape, Tensor** out) {
+  constexpr int64_t kMaxBytes = int64_t{1} << 62;
+  if (shape.num_elements() > kMaxBytes / static_cast<int64_t>(sizeof(T))) {
+    return errors::ResourceExhausted(attrs.label, ": output of shape ", shape.DebugString(),
+                                     " is too large to allocate");
+  }
+  return ctx->allocate_output(0, shape, out);
+}
+
+template <typename T>
+class ConvBackpropOp : public OpKernel {
+ public:
+  ConvBackpropOp(OpKernelConstruction* ctx, OpKind kind) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ParseConvBackpropAttrs(ctx, kind, &attrs_));
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    const bool input_grad = attrs_.kind == OpKind::kDepthwiseBackpropInput;
+    const Tensor& sizes = ctx->input(input_grad ? 0 : 1);
+    const Tensor& data = ctx->input(input_grad ? 1 : 0);  // filter or input
+    const Tensor& out_backprop = ctx->input(2);
+    TensorShape sized;
+    OP_REQUIRES_OK(ctx, ShapeFromSizesTensor(attrs_, input_grad ? "input_sizes" : "filter_sizes",
+                                             sizes, &sized));
+    const TensorShape& input_shape = input_grad ? sized : data.shape();
+    const TensorShape& filter_shape = input_grad ? data.shape() : sized;
+    tf_convgrad::ConvGeometry geometry;
+    OP_REQUIRES_OK(ctx, ComputeConvBackpropGeometry(attrs_, input_shape, filter_shape,
+                                                    out_backprop.shape(), &geometry));
+    Tensor* output = nullptr;
+    OP_REQUIRES_OK(ctx, AllocateOutput<T>(ctx, attrs_, sized, &output));
+    if (output->NumElements() == 0) return;
+    T* out = output->flat<T>().data();
+    if (out_backprop.NumElements() == 0 || data.NumElements() == 0) {
+      // Nothing contributes: the gradient is exactly zero.
+      std::fill(out, out + output->NumElements(), T(0));
+      return;
+    }
+    const T* dy = out_backprop.flat<T>().data();
+    const T* src = data.flat<T>().data();
+    const tf_convgrad::ParallelFor parallel_for = ThreadPoolFor(ctx);
+    bool ok = false;
+    switch (attrs_.kind) {
+      case OpKind::kConv2DBackpropFilter:
+        ok = tf_convgrad::Conv2DBackpropFilterCpu<T>(geometry, src, dy, out, parallel_for);
+        break;
+      case OpKind::kDepthwiseBackpropFilter:
+        ok = tf_convgrad::DepthwiseBackpropFilterCpu<T>(geometry, src, dy, out, parallel_for);
+        break;
+      case OpKind::kDepthwiseBackpropInput:
+        ok = tf_convgrad::DepthwiseBackpropInputCpu<T>(geometry, src, dy, out, parallel_for);
+        break;
+    }
+    OP_REQUIRES(ctx, ok,
+                errors::ResourceExhausted(attrs_.label, ": could not allocate CPU scratch memory"));
+  }
+
+ private:
+  ConvBackpropAttrs attrs_;
+};
+
+template <typename T, OpKind kKind>
+class ConvBackpropOpFor : public ConvBackpropOp<T> {
+ public:
+  explicit ConvBackpropOpFor(OpKernelConstruction* ctx) : ConvBackpropOp<T>(ctx, kKind) {}
+};
+
+#define TF_CONVGRAD_REGISTER_CPU(T)                                                        \
+  REGISTER_KERNEL_BUILDER(                                                                 \
+      Name("ConvGrad>Conv2DBackpropFilter").Device(DEVICE_CPU).TypeConstraint<T>("T"),     \
+      ConvBackpropOpFor<T, OpKind::kConv2DBackpropFilter>);                                \
+  REGISTER_KERNEL_BUILDER(Name("ConvGrad>DepthwiseConv2dNativeBackpropFilter")             \
+                              .Device(DEVICE_CPU)                                          \
+                              .TypeConstraint<T>("T"),                                     \
+                          ConvBackpropOpFor<T, OpKind::kDepthwiseBackpropFilter>);         \
+  REGISTER_KERNEL_BUILDER(Name("ConvGrad>DepthwiseConv2dNativeBackpropInput")              \
+                              .Device(DEVICE_CPU)                                          \
+                              .TypeConstraint<T>("T"),                                     \
+                          ConvBackpropOpFor<T, OpKind::kDepthwiseBackpropInput>);
+
+TF_CONVGRAD_REGISTER_CPU(Eigen::half);
+TF_CONVGRAD_REGISTER_CPU(bfloat16);
+TF_CONVGRAD_REGISTER_CPU(float);
+TF_CONVGRAD_REGISTER_CPU(double);
+#undef TF_CONVGRAD_REGISTER_CPU
+
+}  // namespace
+}  // namespace convgrad
+}  // namespace tensorflow

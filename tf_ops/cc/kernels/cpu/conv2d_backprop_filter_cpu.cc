@@ -1,0 +1,192 @@
+// Conv2DBackpropFilter on CPU: chunked im2col + GEMM.
+//
+// With P = batch * out_rows * out_cols patch rows, K_g = fh * fw * Cf columns per
+// group and Cg = out_depth / groups,
+//   dW_g[K_g, Cg] = sum over patch rows p of col[p, g, :]^T * dy[p, g * Cg : (g + 1) * Cg].
+// Patch rows are processed in chunks whose size depends only on the geometry;
+// each chunk is expanded (im2col, in the accumulator type, zeros for padding)
+// and then every (group, K tile, Cout tile) block of dW is updated by one
+// single-threaded Eigen GEMM. Blocks are disjoint and the chunks are applied in
+// order, so each element of dW sees the same sequence of operations whatever
+// the number of threads. Scratch: one im2col chunk (at most 8 MiB or 64 rows)
+// and one converted out_backprop chunk, plus a dW-sized accumulator when T is
+// not the accumulator type or the filter is grouped.
+#include <atomic>
+#include <type_traits>
+#include <vector>
+
+#include "tf_ops/cc/kernels/cpu/cpu_common.h"
+
+namespace tf_convgrad {
+
+using internal::AccType;
+using internal::CeilDiv;
+using internal::Layout4;
+using internal::RoundUp;
+using internal::Scratch;
+using internal::ToAcc;
+
+namespace {
+constexpr int64_t kChunkBudgetBytes = int64_t{8} << 20;
+constexpr int64_t kMinChunkRows = 64;
+
+// One (group, K tile, Cout tile) block of dW.
+struct Tile {
+  int64_t group, k0, k_len, c0, c_len;
+};
+
+std::vector<Tile> MakeTiles(int64_t groups, int64_t k_per_group, int64_t c_per_group) {
+  int64_t kt = std::min<int64_t>(k_per_group, 256);
+  const int64_t ct = c_per_group <= 256 ? c_per_group : 128;
+  // Enough blocks to keep a few threads busy on small filters.
+  const int64_t c_tiles = CeilDiv(c_per_group, std::max<int64_t>(ct, 1));
+  while (groups * CeilDiv(k_per_group, kt) * c_tiles < 8 && kt > 32) kt = RoundUp(kt / 2, 16);
+  std::vector<Tile> tiles;
+  for (int64_t g = 0; g < groups; ++g) {
+    for (int64_t k = 0; k < k_per_group; k += kt) {
+      for (int64_t c = 0; c < c_per_group; c += ct) {
+        tiles.push_back(
+            {g, k, std::min(kt, k_per_group - k), c, std::min(ct, c_per_group - c)});
+      }
+    }
+  }
+  return tiles;
+}
+}  // namespace
+
+template <typename T>
+bool Conv2DBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* out_backprop,
+                             T* filter_backprop, const ParallelFor& parallel_for) {
+  using A = typename AccType<T>::type;
+  using RowMat = Eigen::Matrix<A, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using Stride = Eigen::OuterStride<>;
+  constexpr bool kSameType = std::is_same<T, A>::value;
+
+  const int64_t G = g.groups, C = g.in_depth, Cf = C / G, Cout = g.out_depth, Cg = Cout / G;
+  const int64_t taps = g.filter_rows * g.filter_cols;
+  const int64_t Kg = taps * Cf, Ktot = taps * C;
+  const int64_t out_elems = taps * Cf * Cout;
+  if (out_elems == 0) return true;
+  const int64_t P = g.batch * g.out_rows * g.out_cols;
+
+  // dW accumulator laid out [G][Kg][Cg]; for G == 1 that is HWIO itself.
+  const bool direct_out = kSameType && G == 1;
+  Scratch<A> acc_buf(direct_out ? 1 : out_elems);
+  if (!acc_buf.ok()) return false;
+  A* acc = direct_out ? reinterpret_cast<A*>(filter_backprop) : acc_buf.get();
+  std::fill(acc, acc + out_elems, A(0));
+
+  if (P > 0 && g.in_rows > 0 && g.in_cols > 0) {
+    // A 1x1, stride-1, unpadded NHWC input is its own im2col matrix (any G: the
+    // [G][Cf] column order is the channel order).
+    const bool direct_x = kSameType && !g.nchw && taps == 1 && g.stride_rows == 1 &&
+                          g.stride_cols == 1 && g.pad_top == 0 && g.pad_left == 0 &&
+                          g.out_rows == g.in_rows && g.out_cols == g.in_cols;
+    const bool direct_dy = kSameType && !g.nchw;
+    const int64_t chunk =
+        std::min(P, std::max(kMinChunkRows, kChunkBudgetBytes / (Ktot * int64_t{sizeof(A)})));
+    Scratch<A> col(direct_x ? 1 : chunk * Ktot);
+    Scratch<A> dyc(direct_dy ? 1 : chunk * Cout);
+    if (!col.ok() || !dyc.ok()) return false;
+    const Layout4 xl{g.in_rows, g.in_cols, C, g.nchw};
+    const Layout4 dl{g.out_rows, g.out_cols, Cout, g.nchw};
+    const int64_t out_hw = g.out_rows * g.out_cols;
+    const std::vector<Tile> tiles = MakeTiles(G, Kg, Cg);
+
+    for (int64_t p0 = 0; p0 < P; p0 += chunk) {
+      const int64_t rows = std::min(chunk, P - p0);
+      if (!direct_x) {
+        parallel_for(rows, Ktot, [&](int64_t r_begin, int64_t r_end) {
+          for (int64_t r = r_begin; r < r_end; ++r) {
+            const int64_t p = p0 + r, b = p / out_hw, ho = (p % out_hw) / g.out_cols,
+                          wo = p % g.out_cols;
+            A* dst_row = col.get() + r * Ktot;
+            for (int64_t i = 0; i < g.filter_rows; ++i) {
+              const int64_t h = ho * g.stride_rows - g.pad_top + i * g.dilation_rows;
+              for (int64_t j = 0; j < g.filter_cols; ++j) {
+                const int64_t w = wo * g.stride_cols - g.pad_left + j * g.dilation_cols;
+                const int64_t tap = i * g.filter_cols + j;
+                const bool inside = h >= 0 && h < g.in_rows && w >= 0 && w < g.in_cols;
+                for (int64_t grp = 0; grp < G; ++grp) {
+                  A* dst = dst_row + grp * Kg + tap * Cf;
+                  if (!inside) {
+                    std::fill(dst, dst + Cf, A(0));
+                  } else if (!g.nchw) {
+                    const T* src = input + xl.Offset(b, h, w, grp * Cf);
+                    for (int64_t c = 0; c < Cf; ++c) dst[c] = ToAcc<T, A>(src[c]);
+                  } else {
+                    const int64_t plane = g.in_rows * g.in_cols;
+                    const T* src = input + xl.Offset(b, h, w, grp * Cf);
+                    for (int64_t c = 0; c < Cf; ++c) dst[c] = ToAcc<T, A>(src[c * plane]);
+                  }
+                }
+              }
+            }
+          }
+        });
+      }
+      if (!direct_dy) {
+        parallel_for(rows, Cout, [&](int64_t r_begin, int64_t r_end) {
+          for (int64_t r = r_begin; r < r_end; ++r) {
+            const int64_t p = p0 + r, b = p / out_hw, hw = p % out_hw;
+            A* dst = dyc.get() + r * Cout;
+            if (!g.nchw) {
+              const T* src = out_backprop + p * Cout;
+              for (int64_t c = 0; c < Cout; ++c) dst[c] = ToAcc<T, A>(src[c]);
+            } else {
+              const T* src = out_backprop + b * Cout * out_hw + hw;
+              for (int64_t c = 0; c < Cout; ++c) dst[c] = ToAcc<T, A>(src[c * out_hw]);
+            }
+          }
+        });
+      }
+      const A* colp = direct_x ? reinterpret_cast<const A*>(input) + p0 * C : col.get();
+      const A* dyp = direct_dy ? reinterpret_cast<const A*>(out_backprop) + p0 * Cout : dyc.get();
+      parallel_for(static_cast<int64_t>(tiles.size()), rows * 256 * 128,
+                   [&](int64_t t_begin, int64_t t_end) {
+                     for (int64_t t = t_begin; t < t_end; ++t) {
+                       const Tile& tl = tiles[t];
+                       Eigen::Map<const RowMat, 0, Stride> lhs(colp + tl.group * Kg + tl.k0, rows,
+                                                               tl.k_len, Stride(Ktot));
+                       Eigen::Map<const RowMat, 0, Stride> rhs(dyp + tl.group * Cg + tl.c0, rows,
+                                                               tl.c_len, Stride(Cout));
+                       A* dst = direct_out ? acc + tl.k0 * Cout + tl.c0
+                                           : acc + (tl.group * Kg + tl.k0) * Cg + tl.c0;
+                       Eigen::Map<RowMat, 0, Stride> out(dst, tl.k_len, tl.c_len,
+                                                         Stride(direct_out ? Cout : Cg));
+                       out.noalias() += lhs.transpose() * rhs;
+                     }
+                   });
+    }
+  }
+
+  if (!direct_out) {
+    // [G][tap][ci][co_g] -> HWIO [tap][ci][g * Cg + co_g], rounded once.
+    parallel_for(Kg, Cout, [&](int64_t k_begin, int64_t k_end) {
+      for (int64_t k = k_begin; k < k_end; ++k) {
+        for (int64_t grp = 0; grp < G; ++grp) {
+          const A* src = acc + (grp * Kg + k) * Cg;
+          T* dst = filter_backprop + k * Cout + grp * Cg;
+          for (int64_t c = 0; c < Cg; ++c) dst[c] = internal::FromAcc<T, A>(src[c]);
+        }
+      }
+    });
+  }
+  return true;
+}
+
+#define TF_CONVGRAD_INSTANTIATE(T)                                                        \
+  template bool Conv2DBackpropFilterCpu<T>(const ConvGeometry&, const T*, const T*, T*, \
+                                           const ParallelFor&);
+TF_CONVGRAD_INSTANTIATE(Eigen::half)
+TF_CONVGRAD_INSTANTIATE(Eigen::bfloat16)
+TF_CONVGRAD_INSTANTIATE(float)
+TF_CONVGRAD_INSTANTIATE(double)
+#undef TF_CONVGRAD_INSTANTIATE
+
+void SerialFor(int64_t total, int64_t /*cost_per_unit*/,
+               const std::function<void(int64_t, int64_t)>& fn) {
+  if (total > 0) fn(0, total);
+}
+
+}  // namespace tf_convgrad

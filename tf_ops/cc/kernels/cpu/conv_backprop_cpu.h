@@ -1,0 +1,80 @@
+// TF-free CPU compute cores for the three convolution-gradient ops.
+//
+// These functions see only raw pointers, a validated ConvGeometry and a
+// parallel-for callback, so they build without TensorFlow headers (the TF
+// adapter lives in ../conv_backprop_ops.cc) and are compiled with the
+// machine's vector instructions.
+//
+// Math (NHWC indices; NCHW tensors hold the same values with permuted axes;
+// filters are HWIO). The forward convolution reads input row
+//   h = ho * stride_rows - pad_top + i * dilation_rows
+// and column
+//   w = wo * stride_cols - pad_left + j * dilation_cols,
+// positions outside the input contributing zero. Then
+//   Conv2DBackpropFilter (G = groups, Cf = in_depth / G, g = co / (Cout / G)):
+//     dW[i, j, ci, co] = sum_{b, ho, wo} x[b, h, w, g * Cf + ci] * dy[b, ho, wo, co]
+//   DepthwiseConv2dNativeBackpropFilter (q = c * M + m):
+//     dW[i, j, c, m] = sum_{b, ho, wo} x[b, h, w, c] * dy[b, ho, wo, q]
+//   DepthwiseConv2dNativeBackpropInput:
+//     dx[b, h, w, c] = sum_{i, j, m, ho, wo : h, w as above} f[i, j, c, m] * dy[b, ho, wo, q]
+// EX: 5x5 input, 3x3 filter, stride 2, SAME: out 3x3, pad_top = pad_left = 1,
+//     so dy[., 0, 0, .] pairs with input rows/cols -1..1 (row/col -1 is zero).
+//
+// Contract shared by all cores:
+// * half and bfloat16 are accumulated in float, float in float, double in
+//   double; the result is rounded to T once.
+// * The summation order depends only on the geometry, never on the number of
+//   threads, so results are bitwise reproducible.
+// * Every output element is written (zeros where nothing contributes).
+// * Scratch memory is bounded (see each core); the cores return false only if
+//   a scratch allocation fails.
+#ifndef TF_OPS_CC_KERNELS_CPU_CONV_BACKPROP_CPU_H_
+#define TF_OPS_CC_KERNELS_CPU_CONV_BACKPROP_CPU_H_
+
+#include <cstdint>
+#include <functional>
+
+namespace tf_convgrad {
+
+// Sizes of one convolution, all validated and non-negative. `in_*` describe
+// the forward input (x / dx), `out_*` the forward output (dy).
+struct ConvGeometry {
+  int64_t batch = 0;
+  int64_t in_rows = 0, in_cols = 0, in_depth = 0;
+  int64_t filter_rows = 0, filter_cols = 0;
+  int64_t groups = 1;            // Conv2DBackpropFilter only.
+  int64_t depth_multiplier = 1;  // Depthwise ops only.
+  int64_t out_rows = 0, out_cols = 0, out_depth = 0;
+  int64_t stride_rows = 1, stride_cols = 1;
+  int64_t dilation_rows = 1, dilation_cols = 1;
+  int64_t pad_top = 0, pad_left = 0;  // Bottom/right pads only set out_*.
+  bool nchw = false;
+};
+
+// Runs fn(begin, end) over disjoint ranges covering [0, total), possibly in
+// parallel. cost_per_unit is a rough cycle count used for sharding.
+using ParallelFor = std::function<void(int64_t total, int64_t cost_per_unit,
+                                       const std::function<void(int64_t, int64_t)>& fn)>;
+
+// Runs everything on the calling thread.
+void SerialFor(int64_t total, int64_t cost_per_unit,
+               const std::function<void(int64_t, int64_t)>& fn);
+
+// dW (HWIO, [filter_rows, filter_cols, in_depth / groups, out_depth]).
+template <typename T>
+bool Conv2DBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* out_backprop,
+                             T* filter_backprop, const ParallelFor& parallel_for);
+
+// dW ([filter_rows, filter_cols, in_depth, depth_multiplier]).
+template <typename T>
+bool DepthwiseBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* out_backprop,
+                                T* filter_backprop, const ParallelFor& parallel_for);
+
+// dx (input-shaped, in the geometry's data format).
+template <typename T>
+bool DepthwiseBackpropInputCpu(const ConvGeometry& g, const T* filter, const T* out_backprop,
+                               T* input_backprop, const ParallelFor& parallel_for);
+
+}  // namespace tf_convgrad
+
+#endif  // TF_OPS_CC_KERNELS_CPU_CONV_BACKPROP_CPU_H_

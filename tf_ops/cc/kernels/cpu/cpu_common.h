@@ -1,0 +1,222 @@
+// Helpers shared by the CPU cores: accumulator types, aligned scratch,
+// packing of rows into channel-contiguous accumulator buffers, tap ranges.
+#ifndef TF_OPS_CC_KERNELS_CPU_CPU_COMMON_H_
+#define TF_OPS_CC_KERNELS_CPU_CPU_COMMON_H_
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "Eigen/Core"
+#include "tf_ops/cc/kernels/cpu/conv_backprop_cpu.h"
+
+namespace tf_convgrad {
+namespace internal {
+
+// Accumulator type: float for half, bfloat16 and float; double for double.
+template <typename T>
+struct AccType {
+  using type = float;
+};
+template <>
+struct AccType<double> {
+  using type = double;
+};
+
+// Number of accumulator lanes in one 64-byte vector.
+template <typename A>
+constexpr int64_t kLanes = 64 / sizeof(A);
+
+inline int64_t RoundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+inline int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// floor(a / b) and ceil(a / b) for b > 0 and any sign of a.
+inline int64_t FloorDiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+inline int64_t CeilDivSigned(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
+
+// The output positions o in [0, out) whose input position o * stride + offset
+// lies in [0, in): returns [*lo, *hi), possibly empty.
+inline void ValidRange(int64_t offset, int64_t stride, int64_t in, int64_t out, int64_t* lo,
+                       int64_t* hi) {
+  *lo = std::max<int64_t>(0, CeilDivSigned(-offset, stride));
+  *hi = std::min<int64_t>(out, FloorDiv(in - 1 - offset, stride) + 1);
+  if (*hi < *lo) *hi = *lo;
+}
+
+template <typename T, typename A>
+inline A ToAcc(T v) {
+  return static_cast<A>(static_cast<float>(v));
+}
+template <>
+inline double ToAcc<double, double>(double v) {
+  return v;
+}
+template <typename T, typename A>
+inline T FromAcc(A v) {
+  return static_cast<T>(v);  // Eigen::half / bfloat16: round to nearest even.
+}
+
+// 64-byte aligned scratch; empty (nullptr) when the allocation fails.
+template <typename A>
+class Scratch {
+ public:
+  Scratch() = default;
+  explicit Scratch(int64_t n) { Reset(n); }
+  bool Reset(int64_t n) {
+    size_t bytes = static_cast<size_t>(RoundUp(std::max<int64_t>(n, 1) * sizeof(A), 64));
+    ptr_.reset(static_cast<A*>(std::aligned_alloc(64, bytes)));
+    return ptr_ != nullptr;
+  }
+  A* get() const { return ptr_.get(); }
+  bool ok() const { return ptr_ != nullptr; }
+
+ private:
+  struct Free {
+    void operator()(A* p) const { std::free(p); }
+  };
+  std::unique_ptr<A, Free> ptr_;
+};
+
+// A 4-D tensor seen as [batch, rows, cols, depth] whatever its layout.
+struct Layout4 {
+  int64_t rows, cols, depth;
+  bool nchw;
+  int64_t Offset(int64_t b, int64_t r, int64_t c, int64_t d) const {
+    return nchw ? ((b * depth + d) * rows + r) * cols + c : ((b * rows + r) * cols + c) * depth + d;
+  }
+};
+
+// Packs row r of image b (r must be valid) into dst[cols][padded_depth] in the
+// accumulator type, with every channel repeated `repeat` times
+// (dst[w][d * repeat + k] = src[b, r, w, d]) and zeros in the padding lanes.
+template <typename T, typename A>
+void PackRow(const T* src, const Layout4& l, int64_t b, int64_t r, int64_t repeat,
+             int64_t padded_depth, A* dst) {
+  const int64_t used = l.depth * repeat;
+  if (!l.nchw) {
+    const T* s = src + l.Offset(b, r, 0, 0);
+    for (int64_t w = 0; w < l.cols; ++w, s += l.depth) {
+      A* d = dst + w * padded_depth;
+      if (repeat == 1) {
+        for (int64_t c = 0; c < l.depth; ++c) d[c] = ToAcc<T, A>(s[c]);
+      } else {
+        for (int64_t c = 0; c < l.depth; ++c) {
+          const A v = ToAcc<T, A>(s[c]);
+          for (int64_t k = 0; k < repeat; ++k) d[c * repeat + k] = v;
+        }
+      }
+      for (int64_t c = used; c < padded_depth; ++c) d[c] = A(0);
+    }
+  } else {
+    if (padded_depth > used) {
+      for (int64_t w = 0; w < l.cols; ++w) {
+        std::fill(dst + w * padded_depth + used, dst + (w + 1) * padded_depth, A(0));
+      }
+    }
+    for (int64_t c = 0; c < l.depth; ++c) {
+      const T* s = src + l.Offset(b, r, 0, c);
+      for (int64_t w = 0; w < l.cols; ++w) {
+        const A v = ToAcc<T, A>(s[w]);
+        for (int64_t k = 0; k < repeat; ++k) dst[w * padded_depth + c * repeat + k] = v;
+      }
+    }
+  }
+}
+
+// Packs row r of image b of a tensor with depth C * repeat into
+// dst[cols][repeat][padded_depth]: dst[w][k][c] = src[b, r, w, c * repeat + k],
+// zeros in the padding lanes (the depthwise "c * M + m" channels split by m).
+template <typename T, typename A>
+void PackRowSplit(const T* src, const Layout4& l, int64_t b, int64_t r, int64_t repeat,
+                  int64_t padded_depth, A* dst) {
+  const int64_t c_used = l.depth / repeat;
+  const int64_t row = repeat * padded_depth;
+  for (int64_t w = 0; w < l.cols; ++w) {
+    for (int64_t k = 0; k < repeat; ++k) {
+      std::fill(dst + w * row + k * padded_depth + c_used, dst + w * row + (k + 1) * padded_depth,
+                A(0));
+    }
+  }
+  if (!l.nchw) {
+    const T* s = src + l.Offset(b, r, 0, 0);
+    for (int64_t w = 0; w < l.cols; ++w, s += l.depth) {
+      A* d = dst + w * row;
+      for (int64_t c = 0; c < c_used; ++c) {
+        for (int64_t k = 0; k < repeat; ++k) d[k * padded_depth + c] = ToAcc<T, A>(s[c * repeat + k]);
+      }
+    }
+  } else {
+    for (int64_t q = 0; q < l.depth; ++q) {
+      const T* s = src + l.Offset(b, r, 0, q);
+      A* d = dst + (q % repeat) * padded_depth + q / repeat;
+      for (int64_t w = 0; w < l.cols; ++w) d[w * row] = ToAcc<T, A>(s[w]);
+    }
+  }
+}
+
+// acc[v] += sum_{k < n} x[k * xs + v] * d[k * ds + v] for v < V, with four
+// independent partial sums (to hide FMA latency) combined in a fixed order.
+template <typename A, int V>
+inline void DotTile(const A* x, int64_t xs, const A* d, int64_t ds, int64_t n, A* acc) {
+  A s0[V] = {}, s1[V] = {}, s2[V] = {}, s3[V] = {};
+  int64_t k = 0;
+  for (; k + 4 <= n; k += 4) {
+    for (int v = 0; v < V; ++v) s0[v] += x[v] * d[v];
+    for (int v = 0; v < V; ++v) s1[v] += x[xs + v] * d[ds + v];
+    for (int v = 0; v < V; ++v) s2[v] += x[2 * xs + v] * d[2 * ds + v];
+    for (int v = 0; v < V; ++v) s3[v] += x[3 * xs + v] * d[3 * ds + v];
+    x += 4 * xs;
+    d += 4 * ds;
+  }
+  for (; k < n; ++k, x += xs, d += ds) {
+    for (int v = 0; v < V; ++v) s0[v] += x[v] * d[v];
+  }
+  for (int v = 0; v < V; ++v) acc[v] += (s0[v] + s1[v]) + (s2[v] + s3[v]);
+}
+
+// A tiny cache of packed rows, keyed by row index, for a worker that walks
+// output rows in order: `slots` rows of `row_elems` elements each.
+template <typename A>
+class RowCache {
+ public:
+  bool Init(int64_t slots, int64_t row_elems) {
+    slots_ = slots;
+    row_elems_ = row_elems;
+    keys_.assign(slots, -1);
+    stamp_.assign(slots, 0);
+    return data_.Reset(slots * row_elems);
+  }
+  // Returns the slot holding `key`, packing it with fill(ptr) if absent. The
+  // least recently used slot is replaced; callers need at most `slots` rows
+  // at once.
+  template <typename Fill>
+  const A* Get(int64_t key, Fill fill) {
+    ++clock_;
+    int64_t victim = 0;
+    for (int64_t s = 0; s < slots_; ++s) {
+      if (keys_[s] == key) {
+        stamp_[s] = clock_;
+        return data_.get() + s * row_elems_;
+      }
+      if (stamp_[s] < stamp_[victim]) victim = s;
+    }
+    keys_[victim] = key;
+    stamp_[victim] = clock_;
+    A* p = data_.get() + victim * row_elems_;
+    fill(p);
+    return p;
+  }
+
+ private:
+  int64_t slots_ = 0, row_elems_ = 0, clock_ = 0;
+  std::vector<int64_t> keys_, stamp_;
+  Scratch<A> data_;
+};
+
+}  // namespace internal
+}  // namespace tf_convgrad
+
+#endif  // TF_OPS_CC_KERNELS_CPU_CPU_COMMON_H_

@@ -1,0 +1,127 @@
+// DepthwiseConv2dNativeBackpropFilter on CPU.
+//
+// dW[i, j, c, m] = sum_{b, ho, wo} x[b, h(ho, i), w(wo, j), c] * dy[b, ho, wo, c * M + m]
+//
+// Work is split into S "super-tasks", each a contiguous run of (b, ho) output
+// rows; S depends only on the geometry. Each super-task accumulates into its
+// own partial dW (float for 16-bit T), and the partials are summed in order
+// s = 0..S-1, so the result does not depend on the thread count. Input rows are
+// packed once per super-task into channel-contiguous rows with every channel
+// repeated M times (so the inner loop is a plain vector multiply-add over the
+// output channels q = c * M + m) and cached for the next output rows.
+// Scratch: S partials of filter_rows * filter_cols * round_up(C * M, lanes)
+// accumulators, capped at 64 MiB, plus per running worker filter_rows packed
+// input rows and one packed out_backprop row.
+#include <atomic>
+#include <vector>
+
+#include "tf_ops/cc/kernels/cpu/cpu_common.h"
+
+namespace tf_convgrad {
+
+using internal::AccType;
+using internal::DotTile;
+using internal::kLanes;
+using internal::Layout4;
+using internal::PackRow;
+using internal::RoundUp;
+using internal::RowCache;
+using internal::Scratch;
+using internal::ValidRange;
+
+namespace {
+constexpr int64_t kMaxSuperTasks = 32;
+constexpr int64_t kPartialBudgetBytes = int64_t{64} << 20;
+}  // namespace
+
+template <typename T>
+bool DepthwiseBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* out_backprop,
+                                T* filter_backprop, const ParallelFor& parallel_for) {
+  using A = typename AccType<T>::type;
+  constexpr int V = static_cast<int>(kLanes<A>);
+  const int64_t taps = g.filter_rows * g.filter_cols;
+  const int64_t out_elems = taps * g.out_depth;
+  const int64_t units = g.batch * g.out_rows;
+  if (out_elems == 0) return true;
+  if (units == 0 || g.out_cols == 0 || g.in_rows == 0 || g.in_cols == 0) {
+    std::fill(filter_backprop, filter_backprop + out_elems, T(0));
+    return true;
+  }
+  const int64_t M = g.depth_multiplier;
+  const int64_t padded = RoundUp(g.out_depth, V);
+  const int64_t partial = taps * padded;
+  int64_t supers = std::min(units, kMaxSuperTasks);
+  supers = std::max<int64_t>(
+      1, std::min<int64_t>(supers, kPartialBudgetBytes / (partial * int64_t{sizeof(A)})));
+  Scratch<A> partials(supers * partial);
+  if (!partials.ok()) return false;
+
+  const Layout4 xl{g.in_rows, g.in_cols, g.in_depth, g.nchw};
+  const Layout4 dl{g.out_rows, g.out_cols, g.out_depth, g.nchw};
+  std::vector<int64_t> lo(g.filter_cols), hi(g.filter_cols);
+  for (int64_t j = 0; j < g.filter_cols; ++j) {
+    ValidRange(j * g.dilation_cols - g.pad_left, g.stride_cols, g.in_cols, g.out_cols, &lo[j],
+               &hi[j]);
+  }
+  std::atomic<bool> failed{false};
+  const int64_t cost = (units / supers + 1) * taps * g.out_cols * padded;
+  parallel_for(supers, cost, [&](int64_t s_begin, int64_t s_end) {
+    RowCache<A> rows;
+    Scratch<A> dy_row(g.out_cols * padded);
+    if (!rows.Init(g.filter_rows, g.in_cols * padded) || !dy_row.ok()) {
+      failed = true;
+      return;
+    }
+    for (int64_t s = s_begin; s < s_end; ++s) {
+      A* acc = partials.get() + s * partial;
+      std::fill(acc, acc + partial, A(0));
+      const int64_t u_begin = units * s / supers, u_end = units * (s + 1) / supers;
+      for (int64_t u = u_begin; u < u_end; ++u) {
+        const int64_t b = u / g.out_rows, ho = u % g.out_rows;
+        PackRow(out_backprop, dl, b, ho, /*repeat=*/1, padded, dy_row.get());
+        for (int64_t i = 0; i < g.filter_rows; ++i) {
+          const int64_t h = ho * g.stride_rows - g.pad_top + i * g.dilation_rows;
+          if (h < 0 || h >= g.in_rows) continue;
+          const A* x_row = rows.Get(b * g.in_rows + h, [&](A* p) {
+            PackRow(input, xl, b, h, /*repeat=*/M, padded, p);
+          });
+          for (int64_t j = 0; j < g.filter_cols; ++j) {
+            const int64_t n = hi[j] - lo[j];
+            if (n <= 0) continue;
+            const A* xp = x_row + (lo[j] * g.stride_cols - g.pad_left + j * g.dilation_cols) * padded;
+            const A* dp = dy_row.get() + lo[j] * padded;
+            A* a = acc + (i * g.filter_cols + j) * padded;
+            for (int64_t q = 0; q < padded; q += V) {
+              DotTile<A, V>(xp + q, g.stride_cols * padded, dp + q, padded, n, a + q);
+            }
+          }
+        }
+      }
+    }
+  });
+  if (failed) return false;
+
+  // Fixed-order reduction of the partials; HWIO [fh, fw, C, M] flattens to
+  // tap * (C * M) + (c * M + m) = tap * out_depth + q.
+  parallel_for(taps, supers * g.out_depth, [&](int64_t t_begin, int64_t t_end) {
+    for (int64_t t = t_begin; t < t_end; ++t) {
+      for (int64_t q = 0; q < g.out_depth; ++q) {
+        A sum = partials.get()[t * padded + q];
+        for (int64_t s = 1; s < supers; ++s) sum += partials.get()[s * partial + t * padded + q];
+        filter_backprop[t * g.out_depth + q] = internal::FromAcc<T, A>(sum);
+      }
+    }
+  });
+  return true;
+}
+
+#define TF_CONVGRAD_INSTANTIATE(T)                                                           \
+  template bool DepthwiseBackpropFilterCpu<T>(const ConvGeometry&, const T*, const T*, T*, \
+                                              const ParallelFor&);
+TF_CONVGRAD_INSTANTIATE(Eigen::half)
+TF_CONVGRAD_INSTANTIATE(Eigen::bfloat16)
+TF_CONVGRAD_INSTANTIATE(float)
+TF_CONVGRAD_INSTANTIATE(double)
+#undef TF_CONVGRAD_INSTANTIATE
+
+}  // namespace tf_convgrad
