@@ -12,17 +12,24 @@ namespace tensorflow {
 namespace convgrad {
 namespace {
 
-// Shards work over TF's intra-op thread pool. The cores' results do not
-// depend on how ranges are split.
+// Runs the cores' tasks on TF's intra-op thread pool, one task per block: the
+// cores already size their tasks (a few dozen at most), and their results do
+// not depend on which thread runs which task.
 tf_convgrad::ParallelFor ThreadPoolFor(OpKernelContext* ctx) {
   auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
-  return [workers](int64_t total, int64_t cost, const std::function<void(int64_t, int64_t)>& fn) {
+  return [workers](int64_t total, int64_t /*cost*/,
+                   const std::function<void(int64_t, int64_t)>& fn) {
     if (total <= 0) return;
-    if (total == 1) {
-      fn(0, 1);
+    if (total == 1 || workers->NumThreads() <= 1) {
+      fn(0, total);
       return;
     }
-    workers->ParallelFor(total, cost, fn);
+    workers->ParallelFor(
+        total,
+        thread::ThreadPool::SchedulingParams(
+            thread::ThreadPool::SchedulingStrategy::kFixedBlockSize,
+            /*cost_per_unit=*/std::nullopt, /*block_size=*/1),
+        fn);
   };
 }
 

@@ -96,7 +96,7 @@ bool Conv2DBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* out
     for (int64_t p0 = 0; p0 < P; p0 += chunk) {
       const int64_t rows = std::min(chunk, P - p0);
       if (!direct_x) {
-        parallel_for(rows, Ktot, [&](int64_t r_begin, int64_t r_end) {
+        internal::ForRanges(parallel_for, rows, internal::kMaxTasks, Ktot, [&](int64_t r_begin, int64_t r_end) {
           for (int64_t r = r_begin; r < r_end; ++r) {
             const int64_t p = p0 + r, b = p / out_hw, ho = (p % out_hw) / g.out_cols,
                           wo = p % g.out_cols;
@@ -126,7 +126,7 @@ bool Conv2DBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* out
         });
       }
       if (!direct_dy) {
-        parallel_for(rows, Cout, [&](int64_t r_begin, int64_t r_end) {
+        internal::ForRanges(parallel_for, rows, internal::kMaxTasks, Cout, [&](int64_t r_begin, int64_t r_end) {
           for (int64_t r = r_begin; r < r_end; ++r) {
             const int64_t p = p0 + r, b = p / out_hw, hw = p % out_hw;
             A* dst = dyc.get() + r * Cout;
@@ -162,7 +162,7 @@ bool Conv2DBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* out
 
   if (!direct_out) {
     // [G][tap][ci][co_g] -> HWIO [tap][ci][g * Cg + co_g], rounded once.
-    parallel_for(Kg, Cout, [&](int64_t k_begin, int64_t k_end) {
+    internal::ForRanges(parallel_for, Kg, internal::kMaxTasks, Cout * G, [&](int64_t k_begin, int64_t k_end) {
       for (int64_t k = k_begin; k < k_end; ++k) {
         for (int64_t grp = 0; grp < G; ++grp) {
           const A* src = acc + (grp * Kg + k) * Cg;

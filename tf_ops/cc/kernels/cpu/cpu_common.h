@@ -80,6 +80,20 @@ class Scratch {
   std::unique_ptr<A, Free> ptr_;
 };
 
+// Splits [0, total) into at most max_tasks contiguous ranges of near-equal
+// size and runs fn(begin, end) on each, possibly in parallel. Per-range setup
+// (row caches, scratch) is amortised over a whole range.
+template <typename Fn>
+void ForRanges(const ParallelFor& parallel_for, int64_t total, int64_t max_tasks,
+               int64_t cost_per_unit, Fn fn) {
+  if (total <= 0) return;
+  const int64_t tasks = std::max<int64_t>(1, std::min(total, max_tasks));
+  parallel_for(tasks, cost_per_unit * (total / tasks + 1), [&](int64_t t_begin, int64_t t_end) {
+    for (int64_t t = t_begin; t < t_end; ++t) fn(total * t / tasks, total * (t + 1) / tasks);
+  });
+}
+constexpr int64_t kMaxTasks = 64;
+
 // A 4-D tensor seen as [batch, rows, cols, depth] whatever its layout.
 struct Layout4 {
   int64_t rows, cols, depth;
@@ -132,6 +146,10 @@ void PackRow(const T* src, const Layout4& l, int64_t b, int64_t r, int64_t repea
 template <typename T, typename A>
 void PackRowSplit(const T* src, const Layout4& l, int64_t b, int64_t r, int64_t repeat,
                   int64_t padded_depth, A* dst) {
+  if (repeat == 1) {
+    PackRow(src, l, b, r, 1, padded_depth, dst);
+    return;
+  }
   const int64_t c_used = l.depth / repeat;
   const int64_t row = repeat * padded_depth;
   for (int64_t w = 0; w < l.cols; ++w) {
@@ -157,24 +175,44 @@ void PackRowSplit(const T* src, const Layout4& l, int64_t b, int64_t r, int64_t 
   }
 }
 
-// acc[v] += sum_{k < n} x[k * xs + v] * d[k * ds + v] for v < V, with four
-// independent partial sums (to hide FMA latency) combined in a fixed order.
-template <typename A, int V>
+// One 64-byte vector of accumulators (GCC/Clang vector extension, so the
+// compiler always emits whole-vector instructions), with unaligned loads and
+// stores through memcpy.
+template <typename A>
+struct VecOf {
+  typedef A type __attribute__((vector_size(64)));
+};
+template <typename A>
+using Vec = typename VecOf<A>::type;
+
+template <typename A>
+inline Vec<A> LoadVec(const A* p) {
+  Vec<A> v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+template <typename A>
+inline void StoreVec(A* p, Vec<A> v) {
+  std::memcpy(p, &v, sizeof(v));
+}
+
+// acc[0:lanes] += sum_{k < n} x[k * xs + 0:lanes] * d[k * ds + 0:lanes], with
+// four independent partial sums (to hide FMA latency) combined in a fixed
+// order.
+template <typename A>
 inline void DotTile(const A* x, int64_t xs, const A* d, int64_t ds, int64_t n, A* acc) {
-  A s0[V] = {}, s1[V] = {}, s2[V] = {}, s3[V] = {};
+  Vec<A> s0 = {}, s1 = {}, s2 = {}, s3 = {};
   int64_t k = 0;
   for (; k + 4 <= n; k += 4) {
-    for (int v = 0; v < V; ++v) s0[v] += x[v] * d[v];
-    for (int v = 0; v < V; ++v) s1[v] += x[xs + v] * d[ds + v];
-    for (int v = 0; v < V; ++v) s2[v] += x[2 * xs + v] * d[2 * ds + v];
-    for (int v = 0; v < V; ++v) s3[v] += x[3 * xs + v] * d[3 * ds + v];
+    s0 += LoadVec(x) * LoadVec(d);
+    s1 += LoadVec(x + xs) * LoadVec(d + ds);
+    s2 += LoadVec(x + 2 * xs) * LoadVec(d + 2 * ds);
+    s3 += LoadVec(x + 3 * xs) * LoadVec(d + 3 * ds);
     x += 4 * xs;
     d += 4 * ds;
   }
-  for (; k < n; ++k, x += xs, d += ds) {
-    for (int v = 0; v < V; ++v) s0[v] += x[v] * d[v];
-  }
-  for (int v = 0; v < V; ++v) acc[v] += (s0[v] + s1[v]) + (s2[v] + s3[v]);
+  for (; k < n; ++k, x += xs, d += ds) s0 += LoadVec(x) * LoadVec(d);
+  StoreVec(acc, LoadVec(acc) + ((s0 + s1) + (s2 + s3)));
 }
 
 // A tiny cache of packed rows, keyed by row index, for a worker that walks

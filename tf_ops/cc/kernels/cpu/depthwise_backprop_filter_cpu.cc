@@ -92,7 +92,7 @@ bool DepthwiseBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* 
             const A* dp = dy_row.get() + lo[j] * padded;
             A* a = acc + (i * g.filter_cols + j) * padded;
             for (int64_t q = 0; q < padded; q += V) {
-              DotTile<A, V>(xp + q, g.stride_cols * padded, dp + q, padded, n, a + q);
+              DotTile<A>(xp + q, g.stride_cols * padded, dp + q, padded, n, a + q);
             }
           }
         }
@@ -103,7 +103,8 @@ bool DepthwiseBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* 
 
   // Fixed-order reduction of the partials; HWIO [fh, fw, C, M] flattens to
   // tap * (C * M) + (c * M + m) = tap * out_depth + q.
-  parallel_for(taps, supers * g.out_depth, [&](int64_t t_begin, int64_t t_end) {
+  internal::ForRanges(parallel_for, taps, internal::kMaxTasks, supers * g.out_depth,
+                      [&](int64_t t_begin, int64_t t_end) {
     for (int64_t t = t_begin; t < t_end; ++t) {
       for (int64_t q = 0; q < g.out_depth; ++q) {
         A sum = partials.get()[t * padded + q];

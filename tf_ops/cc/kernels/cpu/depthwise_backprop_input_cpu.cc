@@ -4,10 +4,9 @@
 //                  w = wo * s_w - pad_left + j * d_w, of f[i, j, c, m] * dy[b, ho, wo, c * M + m]
 //
 // Each worker owns whole rows (b, h) of dx, so no two workers write the same
-// element and no reduction is needed. For one row it walks the filter rows i
-// whose output row ho exists, and for each tap column j the output columns wo
-// that land inside the row, accumulating f[i, j, :, m] * dy[b, ho, wo, :, m] into
-// a float (double for double) row buffer in a fixed order. The filter is
+// element and no reduction is needed. For one row it gathers, for every column
+// w and vector of channels, all contributing (i, j, m) terms into registers in
+// a fixed order (float for 16-bit T, double for double), then rounds once. The filter is
 // repacked once as [tap][m][c] and out_backprop rows as [wo][m][c], channels
 // padded to the vector width, so the inner loop is a contiguous multiply-add.
 // Scratch: the packed filter, plus per running worker one dx row and
@@ -26,7 +25,46 @@ using internal::PackRowSplit;
 using internal::RoundUp;
 using internal::RowCache;
 using internal::Scratch;
-using internal::ValidRange;
+
+namespace {
+
+// The terms of one dx pixel: contributing filter rows (with their packed
+// out_backprop rows) and (tap column, output column) pairs.
+template <typename A>
+struct Gather {
+  const int64_t* row_i;
+  const A* const* row_ptr;
+  int64_t rows;
+  const int64_t* pair_j;
+  const int64_t* pair_wo;
+  int64_t pairs;
+  const A* filt;
+  int64_t filter_cols, multiplier, padded;
+
+  // dst[0 : NB vectors] = sum over (i, j, m) of f[i, j, m, c0:] * dy[i][wo, m, c0:], with NB
+  // independent accumulators so the FMA chains overlap; fixed order.
+  template <int NB>
+  void Run(int64_t c0, A* dst) const {
+    constexpr int64_t V = internal::kLanes<A>;
+    internal::Vec<A> r[NB] = {};
+    for (int64_t k = 0; k < rows; ++k) {
+      const A* f_row = filt + row_i[k] * filter_cols * multiplier * padded + c0;
+      const A* dy_row = row_ptr[k] + c0;
+      for (int64_t p = 0; p < pairs; ++p) {
+        const A* f = f_row + pair_j[p] * multiplier * padded;
+        const A* d = dy_row + pair_wo[p] * multiplier * padded;
+        for (int64_t m = 0; m < multiplier; ++m, f += padded, d += padded) {
+          for (int b = 0; b < NB; ++b) {
+            r[b] += internal::LoadVec(f + b * V) * internal::LoadVec(d + b * V);
+          }
+        }
+      }
+    }
+    for (int b = 0; b < NB; ++b) internal::StoreVec(dst + b * V, r[b]);
+  }
+};
+
+}  // namespace
 
 template <typename T>
 bool DepthwiseBackpropInputCpu(const ConvGeometry& g, const T* filter, const T* out_backprop,
@@ -56,47 +94,55 @@ bool DepthwiseBackpropInputCpu(const ConvGeometry& g, const T* filter, const T* 
     }
   }
   const Layout4 dl{g.out_rows, g.out_cols, g.out_depth, g.nchw};
-  std::vector<int64_t> lo(g.filter_cols), hi(g.filter_cols);
-  for (int64_t j = 0; j < g.filter_cols; ++j) {
-    ValidRange(j * g.dilation_cols - g.pad_left, g.stride_cols, g.in_cols, g.out_cols, &lo[j],
-               &hi[j]);
+  // For every input column w, the (tap column j, output column wo) pairs with
+  // wo * s_w - pad_left + j * d_w == w, in increasing j.
+  std::vector<int64_t> pair_begin(g.in_cols + 1, 0), pair_j, pair_wo;
+  for (int64_t w = 0; w < g.in_cols; ++w) {
+    for (int64_t j = 0; j < g.filter_cols && !nothing; ++j) {
+      const int64_t t = w + g.pad_left - j * g.dilation_cols;
+      if (t < 0 || t % g.stride_cols != 0 || t / g.stride_cols >= g.out_cols) continue;
+      pair_j.push_back(j);
+      pair_wo.push_back(t / g.stride_cols);
+    }
+    pair_begin[w + 1] = static_cast<int64_t>(pair_j.size());
   }
   std::atomic<bool> failed{false};
-  const int64_t cost =
-      nothing ? g.in_cols * C
-              : std::max<int64_t>(1, taps * M * g.out_cols * padded / std::max<int64_t>(
-                                                                  1, g.stride_rows));
-  parallel_for(units, cost, [&](int64_t u_begin, int64_t u_end) {
+  const int64_t cost = std::max<int64_t>(
+      1, g.in_cols * padded * (nothing ? 1 : M * taps / (g.stride_rows * g.stride_cols) + 1));
+  internal::ForRanges(parallel_for, units, internal::kMaxTasks, cost, [&](int64_t u_begin, int64_t u_end) {
     RowCache<A> rows;
     Scratch<A> acc(g.in_cols * padded);
     if ((!nothing && !rows.Init(g.filter_rows, g.out_cols * M * padded)) || !acc.ok()) {
       failed = true;
       return;
     }
+    std::vector<int64_t> row_i;
+    std::vector<const A*> row_ptr;
     for (int64_t u = u_begin; u < u_end; ++u) {
       const int64_t b = u / g.in_rows, h = u % g.in_rows;
-      A* a = acc.get();
-      std::fill(a, a + g.in_cols * padded, A(0));
+      // The packed out_backprop rows this input row receives from, one per
+      // contributing filter row i. At most filter_rows rows are fetched, so
+      // the cache keeps all of them alive.
+      row_i.clear();
+      row_ptr.clear();
       for (int64_t i = 0; i < g.filter_rows && !nothing; ++i) {
         const int64_t t = h + g.pad_top - i * g.dilation_rows;
-        if (t < 0 || t % g.stride_rows != 0) continue;
+        if (t < 0 || t % g.stride_rows != 0 || t / g.stride_rows >= g.out_rows) continue;
         const int64_t ho = t / g.stride_rows;
-        if (ho >= g.out_rows) continue;
-        const A* dy = rows.Get(b * g.out_rows + ho, [&](A* p) {
+        row_i.push_back(i);
+        row_ptr.push_back(rows.Get(b * g.out_rows + ho, [&](A* p) {
           PackRowSplit(out_backprop, dl, b, ho, M, padded, p);
-        });
-        for (int64_t j = 0; j < g.filter_cols; ++j) {
-          const A* f = filt.get() + (i * g.filter_cols + j) * M * padded;
-          for (int64_t wo = lo[j]; wo < hi[j]; ++wo) {
-            A* dst = a + (wo * g.stride_cols - g.pad_left + j * g.dilation_cols) * padded;
-            const A* d = dy + wo * M * padded;
-            for (int64_t m = 0; m < M; ++m) {
-              const A* fm = f + m * padded;
-              const A* dm = d + m * padded;
-              for (int64_t c = 0; c < padded; ++c) dst[c] += fm[c] * dm[c];
-            }
-          }
-        }
+        }));
+      }
+      A* a = acc.get();
+      for (int64_t w = 0; w < g.in_cols; ++w) {
+        const Gather<A> gather{row_i.data(), row_ptr.data(), static_cast<int64_t>(row_i.size()),
+                               pair_j.data() + pair_begin[w], pair_wo.data() + pair_begin[w],
+                               pair_begin[w + 1] - pair_begin[w], filt.get(), g.filter_cols, M,
+                               padded};
+        int64_t c0 = 0;
+        for (; c0 + 4 * V <= padded; c0 += 4 * V) gather.template Run<4>(c0, a + w * padded + c0);
+        for (; c0 < padded; c0 += V) gather.template Run<1>(c0, a + w * padded + c0);
       }
       if (!g.nchw) {
         T* out = input_backprop + xl.Offset(b, h, 0, 0);
