@@ -84,10 +84,10 @@ absl::Status WindowedOutputSize(const std::string& label, __int128 in, __int128 
       break;
   }
   if (*out < 0) {
-    return errors::InvalidArgument(label, ": Computed output size would be negative: ",
-                                   Str128(*out), " [input_size: ", Str128(in),
-                                   ", effective_filter_size: ", Str128(eff),
-                                   ", stride: ", Str128(stride), "]");
+    return errors::InvalidArgument(
+        label, ": Computed output size would be negative: ", Str128(*out),
+        " [input_size: ", Str128(in), ", effective_filter_size: ", Str128(eff),
+        ", stride: ", Str128(stride), "]");
   }
   return absl::OkStatus();
 }
@@ -116,8 +116,9 @@ absl::Status CheckPaddingAttrs(const ConvBackpropAttrs& a) {
     }
   } else if (!a.explicit_paddings.empty()) {
     return errors::InvalidArgument(
-        a.label, ": explicit_paddings attribute must be empty if the padding attribute is not "
-                 "EXPLICIT, got [",
+        a.label,
+        ": explicit_paddings attribute must be empty if the padding attribute is not "
+        "EXPLICIT, got [",
         absl::StrJoin(a.explicit_paddings, ", "), "]");
   }
   return absl::OkStatus();
@@ -127,8 +128,7 @@ std::string ShapeStr(const TensorShape& s) { return s.DebugString(); }
 
 }  // namespace
 
-absl::Status ParseConvBackpropAttrs(OpKernelConstruction* ctx, OpKind kind,
-                                    ConvBackpropAttrs* a) {
+absl::Status ParseConvBackpropAttrs(OpKernelConstruction* ctx, OpKind kind, ConvBackpropAttrs* a) {
   a->kind = kind;
   a->label = OpLabel(kind);
   std::string data_format, padding;
@@ -141,9 +141,9 @@ absl::Status ParseConvBackpropAttrs(OpKernelConstruction* ctx, OpKind kind,
 
   TF_RETURN_IF_ERROR(ctx->GetAttr("strides", &a->strides));
   if (a->strides.size() != 4) {
-    return errors::InvalidArgument(
-        a->label, ": Sliding window strides field must specify 4 dimensions, got ",
-        a->strides.size());
+    return errors::InvalidArgument(a->label,
+                                   ": Sliding window strides field must specify 4 dimensions, got ",
+                                   a->strides.size());
   }
   if (a->strides[d.n] != 1 || a->strides[d.c] != 1) {
     return errors::InvalidArgument(
@@ -190,11 +190,10 @@ absl::Status ParseConvBackpropAttrs(OpKernelConstruction* ctx, OpKind kind,
   return absl::OkStatus();
 }
 
-absl::Status ShapeFromSizesTensor(const ConvBackpropAttrs& a, const char* name,
-                                  const Tensor& sizes, TensorShape* shape) {
+absl::Status ShapeFromSizesTensor(const ConvBackpropAttrs& a, const char* name, const Tensor& sizes,
+                                  TensorShape* shape) {
   if (sizes.dims() != 1) {
-    return errors::InvalidArgument(a.label, ": ", name, " input must be 1-dim, not ",
-                                   sizes.dims());
+    return errors::InvalidArgument(a.label, ": ", name, " input must be 1-dim, not ", sizes.dims());
   }
   const auto v = sizes.vec<int32_t>();
   *shape = TensorShape();
@@ -214,14 +213,12 @@ absl::Status ShapeFromSizesTensor(const ConvBackpropAttrs& a, const char* name,
 }
 
 absl::Status ComputeConvBackpropGeometry(const ConvBackpropAttrs& a, const TensorShape& input,
-                                         const TensorShape& filter,
-                                         const TensorShape& out_backprop,
+                                         const TensorShape& filter, const TensorShape& out_backprop,
                                          tf_convgrad::ConvGeometry* g) {
   const std::string& L = a.label;
   const bool depthwise = a.kind != OpKind::kConv2DBackpropFilter;
   if (input.dims() != 4) {
-    return errors::InvalidArgument(L, ": input must be 4-dimensional, got shape ",
-                                   ShapeStr(input));
+    return errors::InvalidArgument(L, ": input must be 4-dimensional, got shape ", ShapeStr(input));
   }
   if (filter.dims() != 4) {
     return errors::InvalidArgument(L, ": filter must be 4-dimensional, got shape ",
@@ -249,14 +246,12 @@ absl::Status ComputeConvBackpropGeometry(const ConvBackpropAttrs& a, const Tenso
                                      filter_in);
     }
     if (in_depth % filter_in != 0) {
-      return errors::InvalidArgument(
-          L, ": input depth must be evenly divisible by filter depth: ", in_depth, " vs ",
-          filter_in);
+      return errors::InvalidArgument(L, ": input depth must be evenly divisible by filter depth: ",
+                                     in_depth, " vs ", filter_in);
     }
     if (filter.dim_size(3) != out_depth) {
-      return errors::InvalidArgument(
-          L, ": filter and out_backprop must have the same out_depth: ", filter.dim_size(3),
-          " vs ", out_depth);
+      return errors::InvalidArgument(L, ": filter and out_backprop must have the same out_depth: ",
+                                     filter.dim_size(3), " vs ", out_depth);
     }
     g->groups = in_depth / filter_in;
     if (out_depth % g->groups != 0) {
@@ -266,8 +261,9 @@ absl::Status ComputeConvBackpropGeometry(const ConvBackpropAttrs& a, const Tenso
     }
   } else {
     if (in_depth != filter.dim_size(2)) {
-      return errors::InvalidArgument(L, ": input and filter must have the same in_depth: ",
-                                     in_depth, " vs ", filter.dim_size(2));
+      return errors::InvalidArgument(L,
+                                     ": input and filter must have the same in_depth: ", in_depth,
+                                     " vs ", filter.dim_size(2));
     }
     const int64_t multiplier = filter.dim_size(3);
     int64_t expected = 0;
@@ -295,8 +291,8 @@ absl::Status ComputeConvBackpropGeometry(const ConvBackpropAttrs& a, const Tenso
     if (outs[s] != actual) {
       if (depthwise) {
         return errors::InvalidArgument(L, ": Number of ", s == 0 ? "rows" : "cols",
-                                       " of out_backprop doesn't match computed: actual = ",
-                                       actual, ", computed = ", Str128(outs[s]));
+                                       " of out_backprop doesn't match computed: actual = ", actual,
+                                       ", computed = ", Str128(outs[s]));
       }
       return errors::InvalidArgument(
           L, ": Size of out_backprop doesn't match computed: actual = ", actual,

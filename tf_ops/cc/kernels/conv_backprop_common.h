@@ -46,9 +46,8 @@ absl::Status ShapeFromSizesTensor(const ConvBackpropAttrs& attrs, const char* na
 // Checks ranks, depths, batch and spatial sizes against the attributes and
 // fills the geometry the compute cores use. `input` is the forward input's
 // shape (dx's shape for the input gradient), `filter` the HWIO filter shape.
-absl::Status ComputeConvBackpropGeometry(const ConvBackpropAttrs& attrs,
-                                         const TensorShape& input, const TensorShape& filter,
-                                         const TensorShape& out_backprop,
+absl::Status ComputeConvBackpropGeometry(const ConvBackpropAttrs& attrs, const TensorShape& input,
+                                         const TensorShape& filter, const TensorShape& out_backprop,
                                          tf_convgrad::ConvGeometry* geometry);
 
 }  // namespace convgrad

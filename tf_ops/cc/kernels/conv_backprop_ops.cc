@@ -17,20 +17,19 @@ namespace {
 // not depend on which thread runs which task.
 tf_convgrad::ParallelFor ThreadPoolFor(OpKernelContext* ctx) {
   auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
-  return [workers](int64_t total, int64_t /*cost*/,
-                   const std::function<void(int64_t, int64_t)>& fn) {
-    if (total <= 0) return;
-    if (total == 1 || workers->NumThreads() <= 1) {
-      fn(0, total);
-      return;
-    }
-    workers->ParallelFor(
-        total,
-        thread::ThreadPool::SchedulingParams(
-            thread::ThreadPool::SchedulingStrategy::kFixedBlockSize,
-            /*cost_per_unit=*/std::nullopt, /*block_size=*/1),
-        fn);
-  };
+  return
+      [workers](int64_t total, int64_t /*cost*/, const std::function<void(int64_t, int64_t)>& fn) {
+        if (total <= 0) return;
+        if (total == 1 || workers->NumThreads() <= 1) {
+          fn(0, total);
+          return;
+        }
+        workers->ParallelFor(total,
+                             thread::ThreadPool::SchedulingParams(
+                                 thread::ThreadPool::SchedulingStrategy::kFixedBlockSize,
+                                 /*cost_per_unit=*/std::nullopt, /*block_size=*/1),
+                             fn);
+      };
 }
 
 // Like allocate_output, but refuses sizes whose byte count cannot be
@@ -104,17 +103,17 @@ class ConvBackpropOpFor : public ConvBackpropOp<T> {
   explicit ConvBackpropOpFor(OpKernelConstruction* ctx) : ConvBackpropOp<T>(ctx, kKind) {}
 };
 
-#define TF_CONVGRAD_REGISTER_CPU(T)                                                        \
-  REGISTER_KERNEL_BUILDER(                                                                 \
-      Name("ConvGrad>Conv2DBackpropFilter").Device(DEVICE_CPU).TypeConstraint<T>("T"),     \
-      ConvBackpropOpFor<T, OpKind::kConv2DBackpropFilter>);                                \
-  REGISTER_KERNEL_BUILDER(Name("ConvGrad>DepthwiseConv2dNativeBackpropFilter")             \
-                              .Device(DEVICE_CPU)                                          \
-                              .TypeConstraint<T>("T"),                                     \
-                          ConvBackpropOpFor<T, OpKind::kDepthwiseBackpropFilter>);         \
-  REGISTER_KERNEL_BUILDER(Name("ConvGrad>DepthwiseConv2dNativeBackpropInput")              \
-                              .Device(DEVICE_CPU)                                          \
-                              .TypeConstraint<T>("T"),                                     \
+#define TF_CONVGRAD_REGISTER_CPU(T)                                                    \
+  REGISTER_KERNEL_BUILDER(                                                             \
+      Name("ConvGrad>Conv2DBackpropFilter").Device(DEVICE_CPU).TypeConstraint<T>("T"), \
+      ConvBackpropOpFor<T, OpKind::kConv2DBackpropFilter>);                            \
+  REGISTER_KERNEL_BUILDER(Name("ConvGrad>DepthwiseConv2dNativeBackpropFilter")         \
+                              .Device(DEVICE_CPU)                                      \
+                              .TypeConstraint<T>("T"),                                 \
+                          ConvBackpropOpFor<T, OpKind::kDepthwiseBackpropFilter>);     \
+  REGISTER_KERNEL_BUILDER(Name("ConvGrad>DepthwiseConv2dNativeBackpropInput")          \
+                              .Device(DEVICE_CPU)                                      \
+                              .TypeConstraint<T>("T"),                                 \
                           ConvBackpropOpFor<T, OpKind::kDepthwiseBackpropInput>);
 
 TF_CONVGRAD_REGISTER_CPU(Eigen::half);

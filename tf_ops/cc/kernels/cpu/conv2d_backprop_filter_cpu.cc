@@ -45,8 +45,7 @@ std::vector<Tile> MakeTiles(int64_t groups, int64_t k_per_group, int64_t c_per_g
   for (int64_t g = 0; g < groups; ++g) {
     for (int64_t k = 0; k < k_per_group; k += kt) {
       for (int64_t c = 0; c < c_per_group; c += ct) {
-        tiles.push_back(
-            {g, k, std::min(kt, k_per_group - k), c, std::min(ct, c_per_group - c)});
+        tiles.push_back({g, k, std::min(kt, k_per_group - k), c, std::min(ct, c_per_group - c)});
       }
     }
   }
@@ -96,49 +95,52 @@ bool Conv2DBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* out
     for (int64_t p0 = 0; p0 < P; p0 += chunk) {
       const int64_t rows = std::min(chunk, P - p0);
       if (!direct_x) {
-        internal::ForRanges(parallel_for, rows, internal::kMaxTasks, Ktot, [&](int64_t r_begin, int64_t r_end) {
-          for (int64_t r = r_begin; r < r_end; ++r) {
-            const int64_t p = p0 + r, b = p / out_hw, ho = (p % out_hw) / g.out_cols,
-                          wo = p % g.out_cols;
-            A* dst_row = col.get() + r * Ktot;
-            for (int64_t i = 0; i < g.filter_rows; ++i) {
-              const int64_t h = ho * g.stride_rows - g.pad_top + i * g.dilation_rows;
-              for (int64_t j = 0; j < g.filter_cols; ++j) {
-                const int64_t w = wo * g.stride_cols - g.pad_left + j * g.dilation_cols;
-                const int64_t tap = i * g.filter_cols + j;
-                const bool inside = h >= 0 && h < g.in_rows && w >= 0 && w < g.in_cols;
-                for (int64_t grp = 0; grp < G; ++grp) {
-                  A* dst = dst_row + grp * Kg + tap * Cf;
-                  if (!inside) {
-                    std::fill(dst, dst + Cf, A(0));
-                  } else if (!g.nchw) {
-                    const T* src = input + xl.Offset(b, h, w, grp * Cf);
-                    for (int64_t c = 0; c < Cf; ++c) dst[c] = ToAcc<T, A>(src[c]);
-                  } else {
-                    const int64_t plane = g.in_rows * g.in_cols;
-                    const T* src = input + xl.Offset(b, h, w, grp * Cf);
-                    for (int64_t c = 0; c < Cf; ++c) dst[c] = ToAcc<T, A>(src[c * plane]);
+        internal::ForRanges(
+            parallel_for, rows, internal::kMaxTasks, Ktot, [&](int64_t r_begin, int64_t r_end) {
+              for (int64_t r = r_begin; r < r_end; ++r) {
+                const int64_t p = p0 + r, b = p / out_hw, ho = (p % out_hw) / g.out_cols,
+                              wo = p % g.out_cols;
+                A* dst_row = col.get() + r * Ktot;
+                for (int64_t i = 0; i < g.filter_rows; ++i) {
+                  const int64_t h = ho * g.stride_rows - g.pad_top + i * g.dilation_rows;
+                  for (int64_t j = 0; j < g.filter_cols; ++j) {
+                    const int64_t w = wo * g.stride_cols - g.pad_left + j * g.dilation_cols;
+                    const int64_t tap = i * g.filter_cols + j;
+                    const bool inside = h >= 0 && h < g.in_rows && w >= 0 && w < g.in_cols;
+                    for (int64_t grp = 0; grp < G; ++grp) {
+                      A* dst = dst_row + grp * Kg + tap * Cf;
+                      if (!inside) {
+                        std::fill(dst, dst + Cf, A(0));
+                      } else if (!g.nchw) {
+                        const T* src = input + xl.Offset(b, h, w, grp * Cf);
+                        for (int64_t c = 0; c < Cf; ++c) dst[c] = ToAcc<T, A>(src[c]);
+                      } else {
+                        const int64_t plane = g.in_rows * g.in_cols;
+                        const T* src = input + xl.Offset(b, h, w, grp * Cf);
+                        for (int64_t c = 0; c < Cf; ++c) dst[c] = ToAcc<T, A>(src[c * plane]);
+                      }
+                    }
                   }
                 }
               }
-            }
-          }
-        });
+            });
       }
       if (!direct_dy) {
-        internal::ForRanges(parallel_for, rows, internal::kMaxTasks, Cout, [&](int64_t r_begin, int64_t r_end) {
-          for (int64_t r = r_begin; r < r_end; ++r) {
-            const int64_t p = p0 + r, b = p / out_hw, hw = p % out_hw;
-            A* dst = dyc.get() + r * Cout;
-            if (!g.nchw) {
-              const T* src = out_backprop + p * Cout;
-              for (int64_t c = 0; c < Cout; ++c) dst[c] = ToAcc<T, A>(src[c]);
-            } else {
-              const T* src = out_backprop + b * Cout * out_hw + hw;
-              for (int64_t c = 0; c < Cout; ++c) dst[c] = ToAcc<T, A>(src[c * out_hw]);
-            }
-          }
-        });
+        internal::ForRanges(parallel_for, rows, internal::kMaxTasks, Cout,
+                            [&](int64_t r_begin, int64_t r_end) {
+                              for (int64_t r = r_begin; r < r_end; ++r) {
+                                const int64_t p = p0 + r, b = p / out_hw, hw = p % out_hw;
+                                A* dst = dyc.get() + r * Cout;
+                                if (!g.nchw) {
+                                  const T* src = out_backprop + p * Cout;
+                                  for (int64_t c = 0; c < Cout; ++c) dst[c] = ToAcc<T, A>(src[c]);
+                                } else {
+                                  const T* src = out_backprop + b * Cout * out_hw + hw;
+                                  for (int64_t c = 0; c < Cout; ++c)
+                                    dst[c] = ToAcc<T, A>(src[c * out_hw]);
+                                }
+                              }
+                            });
       }
       const A* colp = direct_x ? reinterpret_cast<const A*>(input) + p0 * C : col.get();
       const A* dyp = direct_dy ? reinterpret_cast<const A*>(out_backprop) + p0 * Cout : dyc.get();
@@ -162,20 +164,22 @@ bool Conv2DBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* out
 
   if (!direct_out) {
     // [G][tap][ci][co_g] -> HWIO [tap][ci][g * Cg + co_g], rounded once.
-    internal::ForRanges(parallel_for, Kg, internal::kMaxTasks, Cout * G, [&](int64_t k_begin, int64_t k_end) {
-      for (int64_t k = k_begin; k < k_end; ++k) {
-        for (int64_t grp = 0; grp < G; ++grp) {
-          const A* src = acc + (grp * Kg + k) * Cg;
-          T* dst = filter_backprop + k * Cout + grp * Cg;
-          for (int64_t c = 0; c < Cg; ++c) dst[c] = internal::FromAcc<T, A>(src[c]);
-        }
-      }
-    });
+    internal::ForRanges(parallel_for, Kg, internal::kMaxTasks, Cout * G,
+                        [&](int64_t k_begin, int64_t k_end) {
+                          for (int64_t k = k_begin; k < k_end; ++k) {
+                            for (int64_t grp = 0; grp < G; ++grp) {
+                              const A* src = acc + (grp * Kg + k) * Cg;
+                              T* dst = filter_backprop + k * Cout + grp * Cg;
+                              for (int64_t c = 0; c < Cg; ++c)
+                                dst[c] = internal::FromAcc<T, A>(src[c]);
+                            }
+                          }
+                        });
   }
   return true;
 }
 
-#define TF_CONVGRAD_INSTANTIATE(T)                                                        \
+#define TF_CONVGRAD_INSTANTIATE(T)                                                      \
   template bool Conv2DBackpropFilterCpu<T>(const ConvGeometry&, const T*, const T*, T*, \
                                            const ParallelFor&);
 TF_CONVGRAD_INSTANTIATE(Eigen::half)

@@ -35,7 +35,9 @@ inline int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // floor(a / b) and ceil(a / b) for b > 0 and any sign of a.
 inline int64_t FloorDiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
-inline int64_t CeilDivSigned(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
+inline int64_t CeilDivSigned(int64_t a, int64_t b) {
+  return a >= 0 ? (a + b - 1) / b : -((-a) / b);
+}
 
 // The output positions o in [0, out) whose input position o * stride + offset
 // lies in [0, in): returns [*lo, *hi), possibly empty.
@@ -163,7 +165,8 @@ void PackRowSplit(const T* src, const Layout4& l, int64_t b, int64_t r, int64_t 
     for (int64_t w = 0; w < l.cols; ++w, s += l.depth) {
       A* d = dst + w * row;
       for (int64_t c = 0; c < c_used; ++c) {
-        for (int64_t k = 0; k < repeat; ++k) d[k * padded_depth + c] = ToAcc<T, A>(s[c * repeat + k]);
+        for (int64_t k = 0; k < repeat; ++k)
+          d[k * padded_depth + c] = ToAcc<T, A>(s[c * repeat + k]);
       }
     }
   } else {

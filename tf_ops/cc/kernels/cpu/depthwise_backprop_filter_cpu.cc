@@ -82,13 +82,13 @@ bool DepthwiseBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* 
         for (int64_t i = 0; i < g.filter_rows; ++i) {
           const int64_t h = ho * g.stride_rows - g.pad_top + i * g.dilation_rows;
           if (h < 0 || h >= g.in_rows) continue;
-          const A* x_row = rows.Get(b * g.in_rows + h, [&](A* p) {
-            PackRow(input, xl, b, h, /*repeat=*/M, padded, p);
-          });
+          const A* x_row = rows.Get(
+              b * g.in_rows + h, [&](A* p) { PackRow(input, xl, b, h, /*repeat=*/M, padded, p); });
           for (int64_t j = 0; j < g.filter_cols; ++j) {
             const int64_t n = hi[j] - lo[j];
             if (n <= 0) continue;
-            const A* xp = x_row + (lo[j] * g.stride_cols - g.pad_left + j * g.dilation_cols) * padded;
+            const A* xp =
+                x_row + (lo[j] * g.stride_cols - g.pad_left + j * g.dilation_cols) * padded;
             const A* dp = dy_row.get() + lo[j] * padded;
             A* a = acc + (i * g.filter_cols + j) * padded;
             for (int64_t q = 0; q < padded; q += V) {
@@ -105,18 +105,19 @@ bool DepthwiseBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* 
   // tap * (C * M) + (c * M + m) = tap * out_depth + q.
   internal::ForRanges(parallel_for, taps, internal::kMaxTasks, supers * g.out_depth,
                       [&](int64_t t_begin, int64_t t_end) {
-    for (int64_t t = t_begin; t < t_end; ++t) {
-      for (int64_t q = 0; q < g.out_depth; ++q) {
-        A sum = partials.get()[t * padded + q];
-        for (int64_t s = 1; s < supers; ++s) sum += partials.get()[s * partial + t * padded + q];
-        filter_backprop[t * g.out_depth + q] = internal::FromAcc<T, A>(sum);
-      }
-    }
-  });
+                        for (int64_t t = t_begin; t < t_end; ++t) {
+                          for (int64_t q = 0; q < g.out_depth; ++q) {
+                            A sum = partials.get()[t * padded + q];
+                            for (int64_t s = 1; s < supers; ++s)
+                              sum += partials.get()[s * partial + t * padded + q];
+                            filter_backprop[t * g.out_depth + q] = internal::FromAcc<T, A>(sum);
+                          }
+                        }
+                      });
   return true;
 }
 
-#define TF_CONVGRAD_INSTANTIATE(T)                                                           \
+#define TF_CONVGRAD_INSTANTIATE(T)                                                         \
   template bool DepthwiseBackpropFilterCpu<T>(const ConvGeometry&, const T*, const T*, T*, \
                                               const ParallelFor&);
 TF_CONVGRAD_INSTANTIATE(Eigen::half)

@@ -87,8 +87,7 @@ bool DepthwiseBackpropInputCpu(const ConvGeometry& g, const T* filter, const T* 
     for (int64_t t = 0; t < taps; ++t) {
       for (int64_t c = 0; c < C; ++c) {
         for (int64_t m = 0; m < M; ++m) {
-          filt.get()[(t * M + m) * padded + c] =
-              internal::ToAcc<T, A>(filter[(t * C + c) * M + m]);
+          filt.get()[(t * M + m) * padded + c] = internal::ToAcc<T, A>(filter[(t * C + c) * M + m]);
         }
       }
     }
@@ -109,58 +108,68 @@ bool DepthwiseBackpropInputCpu(const ConvGeometry& g, const T* filter, const T* 
   std::atomic<bool> failed{false};
   const int64_t cost = std::max<int64_t>(
       1, g.in_cols * padded * (nothing ? 1 : M * taps / (g.stride_rows * g.stride_cols) + 1));
-  internal::ForRanges(parallel_for, units, internal::kMaxTasks, cost, [&](int64_t u_begin, int64_t u_end) {
-    RowCache<A> rows;
-    Scratch<A> acc(g.in_cols * padded);
-    if ((!nothing && !rows.Init(g.filter_rows, g.out_cols * M * padded)) || !acc.ok()) {
-      failed = true;
-      return;
-    }
-    std::vector<int64_t> row_i;
-    std::vector<const A*> row_ptr;
-    for (int64_t u = u_begin; u < u_end; ++u) {
-      const int64_t b = u / g.in_rows, h = u % g.in_rows;
-      // The packed out_backprop rows this input row receives from, one per
-      // contributing filter row i. At most filter_rows rows are fetched, so
-      // the cache keeps all of them alive.
-      row_i.clear();
-      row_ptr.clear();
-      for (int64_t i = 0; i < g.filter_rows && !nothing; ++i) {
-        const int64_t t = h + g.pad_top - i * g.dilation_rows;
-        if (t < 0 || t % g.stride_rows != 0 || t / g.stride_rows >= g.out_rows) continue;
-        const int64_t ho = t / g.stride_rows;
-        row_i.push_back(i);
-        row_ptr.push_back(rows.Get(b * g.out_rows + ho, [&](A* p) {
-          PackRowSplit(out_backprop, dl, b, ho, M, padded, p);
-        }));
-      }
-      A* a = acc.get();
-      for (int64_t w = 0; w < g.in_cols; ++w) {
-        const Gather<A> gather{row_i.data(), row_ptr.data(), static_cast<int64_t>(row_i.size()),
-                               pair_j.data() + pair_begin[w], pair_wo.data() + pair_begin[w],
-                               pair_begin[w + 1] - pair_begin[w], filt.get(), g.filter_cols, M,
-                               padded};
-        int64_t c0 = 0;
-        for (; c0 + 4 * V <= padded; c0 += 4 * V) gather.template Run<4>(c0, a + w * padded + c0);
-        for (; c0 < padded; c0 += V) gather.template Run<1>(c0, a + w * padded + c0);
-      }
-      if (!g.nchw) {
-        T* out = input_backprop + xl.Offset(b, h, 0, 0);
-        for (int64_t w = 0; w < g.in_cols; ++w) {
-          for (int64_t c = 0; c < C; ++c) out[w * C + c] = internal::FromAcc<T, A>(a[w * padded + c]);
+  internal::ForRanges(
+      parallel_for, units, internal::kMaxTasks, cost, [&](int64_t u_begin, int64_t u_end) {
+        RowCache<A> rows;
+        Scratch<A> acc(g.in_cols * padded);
+        if ((!nothing && !rows.Init(g.filter_rows, g.out_cols * M * padded)) || !acc.ok()) {
+          failed = true;
+          return;
         }
-      } else {
-        for (int64_t c = 0; c < C; ++c) {
-          T* out = input_backprop + xl.Offset(b, h, 0, c);
-          for (int64_t w = 0; w < g.in_cols; ++w) out[w] = internal::FromAcc<T, A>(a[w * padded + c]);
+        std::vector<int64_t> row_i;
+        std::vector<const A*> row_ptr;
+        for (int64_t u = u_begin; u < u_end; ++u) {
+          const int64_t b = u / g.in_rows, h = u % g.in_rows;
+          // The packed out_backprop rows this input row receives from, one per
+          // contributing filter row i. At most filter_rows rows are fetched, so
+          // the cache keeps all of them alive.
+          row_i.clear();
+          row_ptr.clear();
+          for (int64_t i = 0; i < g.filter_rows && !nothing; ++i) {
+            const int64_t t = h + g.pad_top - i * g.dilation_rows;
+            if (t < 0 || t % g.stride_rows != 0 || t / g.stride_rows >= g.out_rows) continue;
+            const int64_t ho = t / g.stride_rows;
+            row_i.push_back(i);
+            row_ptr.push_back(rows.Get(b * g.out_rows + ho, [&](A* p) {
+              PackRowSplit(out_backprop, dl, b, ho, M, padded, p);
+            }));
+          }
+          A* a = acc.get();
+          for (int64_t w = 0; w < g.in_cols; ++w) {
+            const Gather<A> gather{row_i.data(),
+                                   row_ptr.data(),
+                                   static_cast<int64_t>(row_i.size()),
+                                   pair_j.data() + pair_begin[w],
+                                   pair_wo.data() + pair_begin[w],
+                                   pair_begin[w + 1] - pair_begin[w],
+                                   filt.get(),
+                                   g.filter_cols,
+                                   M,
+                                   padded};
+            int64_t c0 = 0;
+            for (; c0 + 4 * V <= padded; c0 += 4 * V)
+              gather.template Run<4>(c0, a + w * padded + c0);
+            for (; c0 < padded; c0 += V) gather.template Run<1>(c0, a + w * padded + c0);
+          }
+          if (!g.nchw) {
+            T* out = input_backprop + xl.Offset(b, h, 0, 0);
+            for (int64_t w = 0; w < g.in_cols; ++w) {
+              for (int64_t c = 0; c < C; ++c)
+                out[w * C + c] = internal::FromAcc<T, A>(a[w * padded + c]);
+            }
+          } else {
+            for (int64_t c = 0; c < C; ++c) {
+              T* out = input_backprop + xl.Offset(b, h, 0, c);
+              for (int64_t w = 0; w < g.in_cols; ++w)
+                out[w] = internal::FromAcc<T, A>(a[w * padded + c]);
+            }
+          }
         }
-      }
-    }
-  });
+      });
   return !failed;
 }
 
-#define TF_CONVGRAD_INSTANTIATE(T)                                                          \
+#define TF_CONVGRAD_INSTANTIATE(T)                                                        \
   template bool DepthwiseBackpropInputCpu<T>(const ConvGeometry&, const T*, const T*, T*, \
                                              const ParallelFor&);
 TF_CONVGRAD_INSTANTIATE(Eigen::half)

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Fails if any C++ file is not clang-format clean or any Python file is not ruff clean.
+# Pass --fix to rewrite the files instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mapfile -t CC < <(git ls-files '*.cc' '*.h' '*.cu' '*.cu.cc' '*.cu.h' | sort -u)
+if [[ "${1:-}" == "--fix" ]]; then
+  .venv/bin/clang-format -i "${CC[@]}"
+  .venv/bin/ruff format python tests
+  .venv/bin/ruff check --fix python tests
+  exit 0
+fi
+echo "check_format: clang-format (${#CC[@]} files), ruff format, ruff check"
+.venv/bin/clang-format --dry-run -Werror "${CC[@]}"
+.venv/bin/ruff format --check python tests
+.venv/bin/ruff check python tests

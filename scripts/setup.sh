@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Sets up tf-convgrad in ./.venv (idempotent: reuses what is already there) and,
+# unless called with --no-crosscheck, runs the cross-check against TensorFlow.
+#   bash scripts/setup.sh                 # set up + python -m tf_convgrad crosscheck
+#   bash scripts/setup.sh --no-crosscheck # set up only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+VENV=.venv
+
+if [[ ! -x "$VENV/bin/python" ]]; then
+  echo "setup: creating $VENV"
+  "$PY" -m venv "$VENV"
+fi
+# Install the pinned tools only when something is missing or has another version.
+if ! "$VENV/bin/python" - <<'PYCHECK' 2>/dev/null; then
+import importlib.metadata as md, re, sys
+for line in open("requirements-dev.txt"):
+    line = line.split("#")[0].strip()
+    if not line:
+        continue
+    name, version = re.split(r"==", line)
+    if md.version(name) != version:
+        sys.exit(1)
+PYCHECK
+  echo "setup: installing pinned requirements (TensorFlow is ~600 MB; a minute or two)"
+  "$VENV/bin/pip" install --disable-pip-version-check -q -r requirements-dev.txt
+fi
+# (Re)build the op library; scikit-build-core keeps build/ so this is incremental.
+echo "setup: building the op library (pip install --no-build-isolation -e .)"
+"$VENV/bin/pip" install --disable-pip-version-check -q --no-build-isolation --no-deps -e .
+"$VENV/bin/python" -c "import tf_convgrad; print('setup: tf_convgrad', tf_convgrad.__version__, 'loaded')" 2>&1 \
+  | grep -v -E "^(I0000|WARNING: All log messages|To enable the following|E0000)" || true
+
+if [[ "${1:-}" != "--no-crosscheck" ]]; then
+  echo "setup: running python -m tf_convgrad crosscheck"
+  exec "$VENV/bin/python" -m tf_convgrad crosscheck
+fi
