@@ -13,6 +13,7 @@
 // accumulators, capped at 64 MiB, plus per running worker filter_rows packed
 // input rows and one packed out_backprop row.
 #include <atomic>
+#include <type_traits>
 #include <vector>
 
 #include "tf_ops/cc/kernels/cpu/cpu_common.h"
@@ -63,6 +64,9 @@ bool DepthwiseBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* 
     ValidRange(j * g.dilation_cols - g.pad_left, g.stride_cols, g.in_cols, g.out_cols, &lo[j],
                &hi[j]);
   }
+  // Float NHWC rows with M == 1 and a whole number of vectors per pixel
+  // already have the packed layout.
+  const bool in_place = std::is_same<T, A>::value && !g.nchw && M == 1 && padded == g.out_depth;
   std::atomic<bool> failed{false};
   const int64_t cost = (units / supers + 1) * taps * g.out_cols * padded;
   parallel_for(supers, cost, [&](int64_t s_begin, int64_t s_end) {
@@ -78,18 +82,22 @@ bool DepthwiseBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* 
       const int64_t u_begin = units * s / supers, u_end = units * (s + 1) / supers;
       for (int64_t u = u_begin; u < u_end; ++u) {
         const int64_t b = u / g.out_rows, ho = u % g.out_rows;
-        PackRow(out_backprop, dl, b, ho, /*repeat=*/1, padded, dy_row.get());
+        const A* dy = in_place ? reinterpret_cast<const A*>(out_backprop + dl.Offset(b, ho, 0, 0))
+                               : dy_row.get();
+        if (!in_place) PackRow(out_backprop, dl, b, ho, /*repeat=*/1, padded, dy_row.get());
         for (int64_t i = 0; i < g.filter_rows; ++i) {
           const int64_t h = ho * g.stride_rows - g.pad_top + i * g.dilation_rows;
           if (h < 0 || h >= g.in_rows) continue;
-          const A* x_row = rows.Get(
-              b * g.in_rows + h, [&](A* p) { PackRow(input, xl, b, h, /*repeat=*/M, padded, p); });
+          const A* x_row = in_place ? reinterpret_cast<const A*>(input + xl.Offset(b, h, 0, 0))
+                                    : rows.Get(b * g.in_rows + h, [&](A* p) {
+                                        PackRow(input, xl, b, h, /*repeat=*/M, padded, p);
+                                      });
           for (int64_t j = 0; j < g.filter_cols; ++j) {
             const int64_t n = hi[j] - lo[j];
             if (n <= 0) continue;
             const A* xp =
                 x_row + (lo[j] * g.stride_cols - g.pad_left + j * g.dilation_cols) * padded;
-            const A* dp = dy_row.get() + lo[j] * padded;
+            const A* dp = dy + lo[j] * padded;
             A* a = acc + (i * g.filter_cols + j) * padded;
             for (int64_t q = 0; q < padded; q += V) {
               DotTile<A>(xp + q, g.stride_cols * padded, dp + q, padded, n, a + q);

@@ -12,6 +12,7 @@
 // Scratch: the packed filter, plus per running worker one dx row and
 // filter_rows packed out_backprop rows.
 #include <atomic>
+#include <type_traits>
 #include <vector>
 
 #include "tf_ops/cc/kernels/cpu/cpu_common.h"
@@ -62,6 +63,28 @@ struct Gather {
     }
     for (int b = 0; b < NB; ++b) internal::StoreVec(dst + b * V, r[b]);
   }
+
+  // The same sum for kPixels pixels w, w + s, w + 2s, ... whose (i, j) terms are
+  // identical and whose output columns are wo, wo + 1, wo + 2, ...: one vector of
+  // channels, kPixels independent accumulators (same order per pixel as Run).
+  static constexpr int kPixels = 4;
+  void RunPixels(int64_t c0, A* dst, int64_t dst_step) const {
+    internal::Vec<A> r[kPixels] = {};
+    const int64_t wo_step = multiplier * padded;
+    for (int64_t k = 0; k < rows; ++k) {
+      const A* f_row = filt + row_i[k] * filter_cols * multiplier * padded + c0;
+      const A* dy_row = row_ptr[k] + c0;
+      for (int64_t p = 0; p < pairs; ++p) {
+        const A* f = f_row + pair_j[p] * multiplier * padded;
+        const A* d = dy_row + pair_wo[p] * wo_step;
+        for (int64_t m = 0; m < multiplier; ++m, f += padded, d += padded) {
+          const internal::Vec<A> fv = internal::LoadVec(f);
+          for (int t = 0; t < kPixels; ++t) r[t] += fv * internal::LoadVec(d + t * wo_step);
+        }
+      }
+    }
+    for (int t = 0; t < kPixels; ++t) internal::StoreVec(dst + t * dst_step, r[t]);
+  }
 };
 
 }  // namespace
@@ -105,6 +128,26 @@ bool DepthwiseBackpropInputCpu(const ConvGeometry& g, const T* filter, const T* 
     }
     pair_begin[w + 1] = static_cast<int64_t>(pair_j.size());
   }
+  // regular[w]: pixels w + t * s_w (t < kPixels) exist and share w's terms,
+  // shifted by t output columns, so RunPixels can do them together.
+  constexpr int64_t kPixels = Gather<A>::kPixels;
+  std::vector<char> regular(g.in_cols, 0);
+  for (int64_t w = 0; w + (kPixels - 1) * g.stride_cols < g.in_cols; ++w) {
+    const int64_t n = pair_begin[w + 1] - pair_begin[w];
+    bool ok = n > 0;
+    for (int64_t t = 1; t < kPixels && ok; ++t) {
+      const int64_t w2 = w + t * g.stride_cols;
+      ok = pair_begin[w2 + 1] - pair_begin[w2] == n;
+      for (int64_t p = 0; p < n && ok; ++p) {
+        ok = pair_j[pair_begin[w2] + p] == pair_j[pair_begin[w] + p] &&
+             pair_wo[pair_begin[w2] + p] == pair_wo[pair_begin[w] + p] + t;
+      }
+    }
+    regular[w] = ok;
+  }
+  // Rows of float NHWC out_backprop with M == 1 and a whole number of vectors
+  // per pixel already have the packed layout.
+  const bool in_place = std::is_same<T, A>::value && !g.nchw && M == 1 && padded == C;
   std::atomic<bool> failed{false};
   const int64_t cost = std::max<int64_t>(
       1, g.in_cols * padded * (nothing ? 1 : M * taps / (g.stride_rows * g.stride_cols) + 1));
@@ -130,26 +173,43 @@ bool DepthwiseBackpropInputCpu(const ConvGeometry& g, const T* filter, const T* 
             if (t < 0 || t % g.stride_rows != 0 || t / g.stride_rows >= g.out_rows) continue;
             const int64_t ho = t / g.stride_rows;
             row_i.push_back(i);
-            row_ptr.push_back(rows.Get(b * g.out_rows + ho, [&](A* p) {
-              PackRowSplit(out_backprop, dl, b, ho, M, padded, p);
-            }));
+            row_ptr.push_back(
+                in_place ? reinterpret_cast<const A*>(out_backprop + dl.Offset(b, ho, 0, 0))
+                         : rows.Get(b * g.out_rows + ho, [&](A* p) {
+                             PackRowSplit(out_backprop, dl, b, ho, M, padded, p);
+                           }));
           }
           A* a = acc.get();
-          for (int64_t w = 0; w < g.in_cols; ++w) {
-            const Gather<A> gather{row_i.data(),
-                                   row_ptr.data(),
-                                   static_cast<int64_t>(row_i.size()),
-                                   pair_j.data() + pair_begin[w],
-                                   pair_wo.data() + pair_begin[w],
-                                   pair_begin[w + 1] - pair_begin[w],
-                                   filt.get(),
-                                   g.filter_cols,
-                                   M,
-                                   padded};
-            int64_t c0 = 0;
-            for (; c0 + 4 * V <= padded; c0 += 4 * V)
-              gather.template Run<4>(c0, a + w * padded + c0);
-            for (; c0 < padded; c0 += V) gather.template Run<1>(c0, a + w * padded + c0);
+          auto gather_at = [&](int64_t w) {
+            return Gather<A>{row_i.data(),
+                             row_ptr.data(),
+                             static_cast<int64_t>(row_i.size()),
+                             pair_j.data() + pair_begin[w],
+                             pair_wo.data() + pair_begin[w],
+                             pair_begin[w + 1] - pair_begin[w],
+                             filt.get(),
+                             g.filter_cols,
+                             M,
+                             padded};
+          };
+          // Columns in stride phase order: w, w + s, ... share their terms' shape.
+          for (int64_t phase = 0; phase < std::min(g.stride_cols, g.in_cols); ++phase) {
+            for (int64_t w = phase; w < g.in_cols;) {
+              const Gather<A> gather = gather_at(w);
+              if (regular[w]) {
+                for (int64_t c0 = 0; c0 < padded; c0 += V) {
+                  gather.RunPixels(c0, a + w * padded + c0, g.stride_cols * padded);
+                }
+                w += kPixels * g.stride_cols;
+                continue;
+              }
+              int64_t c0 = 0;
+              for (; c0 + 4 * V <= padded; c0 += 4 * V) {
+                gather.template Run<4>(c0, a + w * padded + c0);
+              }
+              for (; c0 < padded; c0 += V) gather.template Run<1>(c0, a + w * padded + c0);
+              w += g.stride_cols;
+            }
           }
           if (!g.nchw) {
             T* out = input_backprop + xl.Offset(b, h, 0, 0);
