@@ -218,6 +218,44 @@ inline void DotTile(const A* x, int64_t xs, const A* d, int64_t ds, int64_t n, A
   StoreVec(acc, LoadVec(acc) + ((s0 + s1) + (s2 + s3)));
 }
 
+// For one vector of channels and kTaps tap columns j: over n output columns wo,
+//   acc[j] += sum_wo x[wo * x_wo + j * x_tap] * d[wo * d_wo]   (acc[j] at acc + j * acc_step),
+// loading each out_backprop vector once and keeping all kTaps sums in registers.
+template <typename A, int kTaps>
+void RowTaps(const A* x, int64_t x_wo, int64_t x_tap, const A* d, int64_t d_wo, int64_t n, A* acc,
+             int64_t acc_step) {
+  Vec<A> s[kTaps] = {};
+  for (int64_t wo = 0; wo < n; ++wo, x += x_wo, d += d_wo) {
+    const Vec<A> dv = LoadVec(d);
+    for (int j = 0; j < kTaps; ++j) s[j] += LoadVec(x + j * x_tap) * dv;
+  }
+  for (int j = 0; j < kTaps; ++j) StoreVec(acc + j * acc_step, LoadVec(acc + j * acc_step) + s[j]);
+}
+
+template <typename A>
+using RowTapsFn = void (*)(const A*, int64_t, int64_t, const A*, int64_t, int64_t, A*, int64_t);
+
+// The RowTaps instance for a filter width, or nullptr (callers go tap by tap).
+template <typename A>
+RowTapsFn<A> RowTapsFor(int64_t filter_cols) {
+  switch (filter_cols) {
+    case 2:
+      return &RowTaps<A, 2>;
+    case 3:
+      return &RowTaps<A, 3>;
+    case 4:
+      return &RowTaps<A, 4>;
+    case 5:
+      return &RowTaps<A, 5>;
+    case 6:
+      return &RowTaps<A, 6>;
+    case 7:
+      return &RowTaps<A, 7>;
+    default:
+      return nullptr;
+  }
+}
+
 // A tiny cache of packed rows, keyed by row index, for a worker that walks
 // output rows in order: `slots` rows of `row_elems` elements each.
 template <typename A>

@@ -67,6 +67,12 @@ bool DepthwiseBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* 
   // Float NHWC rows with M == 1 and a whole number of vectors per pixel
   // already have the packed layout.
   const bool in_place = std::is_same<T, A>::value && !g.nchw && M == 1 && padded == g.out_depth;
+  int64_t mid_lo = 0, mid_hi = g.out_cols;
+  for (int64_t j = 0; j < g.filter_cols; ++j) {
+    mid_lo = std::max(mid_lo, lo[j]);
+    mid_hi = std::min(mid_hi, hi[j]);
+  }
+  const auto taps_fn = internal::RowTapsFor<A>(g.filter_cols);
   std::atomic<bool> failed{false};
   const int64_t cost = (units / supers + 1) * taps * g.out_cols * padded;
   parallel_for(supers, cost, [&](int64_t s_begin, int64_t s_end) {
@@ -92,15 +98,32 @@ bool DepthwiseBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* 
                                     : rows.Get(b * g.in_rows + h, [&](A* p) {
                                         PackRow(input, xl, b, h, /*repeat=*/M, padded, p);
                                       });
-          for (int64_t j = 0; j < g.filter_cols; ++j) {
-            const int64_t n = hi[j] - lo[j];
-            if (n <= 0) continue;
-            const A* xp =
-                x_row + (lo[j] * g.stride_cols - g.pad_left + j * g.dilation_cols) * padded;
-            const A* dp = dy + lo[j] * padded;
-            A* a = acc + (i * g.filter_cols + j) * padded;
+          A* a_row = acc + i * g.filter_cols * padded;
+          // Output columns where every tap column is inside the input: all taps at once,
+          // each out_backprop vector loaded once (RowTaps); the rest tap by tap.
+          if (mid_lo < mid_hi && taps_fn != nullptr) {
+            const A* xp = x_row + (mid_lo * g.stride_cols - g.pad_left) * padded;
+            const A* dp = dy + mid_lo * padded;
             for (int64_t q = 0; q < padded; q += V) {
-              DotTile<A>(xp + q, g.stride_cols * padded, dp + q, padded, n, a + q);
+              taps_fn(xp + q, g.stride_cols * padded, g.dilation_cols * padded, dp + q, padded,
+                      mid_hi - mid_lo, a_row + q, padded);
+            }
+          }
+          for (int64_t j = 0; j < g.filter_cols; ++j) {
+            A* a = a_row + j * padded;
+            // [lo, hi) minus [mid_lo, mid_hi) when RowTaps covered the middle.
+            const int64_t split_lo = taps_fn ? std::min(hi[j], std::max(lo[j], mid_lo)) : hi[j];
+            const int64_t split_hi = taps_fn ? std::max(split_lo, mid_hi) : hi[j];
+            const int64_t ranges[2][2] = {{lo[j], split_lo}, {split_hi, hi[j]}};
+            for (const auto& range : ranges) {
+              const int64_t n = range[1] - range[0];
+              if (n <= 0) continue;
+              const A* xp =
+                  x_row + (range[0] * g.stride_cols - g.pad_left + j * g.dilation_cols) * padded;
+              const A* dp = dy + range[0] * padded;
+              for (int64_t q = 0; q < padded; q += V) {
+                DotTile<A>(xp + q, g.stride_cols * padded, dp + q, padded, n, a + q);
+              }
             }
           }
         }

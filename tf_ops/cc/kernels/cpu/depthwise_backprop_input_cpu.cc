@@ -85,6 +85,59 @@ struct Gather {
     }
     for (int t = 0; t < kPixels; ++t) internal::StoreVec(dst + t * dst_step, r[t]);
   }
+
+  // RunPixels for the common case where the pairs' output columns are consecutive and
+  // descending (pair_wo[p] = pair_wo[0] - p, e.g. stride 1 and dilation 1): pixel t's term p
+  // reads out_backprop column pair_wo[kPairs - 1] + u with u = t + kPairs - 1 - p, so each of
+  // the kPairs + kPixels - 1 columns is loaded once and feeds every pixel that uses it.
+  template <int kPairs>
+  void RunWindow(int64_t c0, A* dst, int64_t dst_step) const {
+    internal::Vec<A> r[kPixels] = {};
+    const int64_t wo_step = multiplier * padded;
+    for (int64_t k = 0; k < rows; ++k) {
+      const A* f_row = filt + row_i[k] * filter_cols * multiplier * padded + c0;
+      const A* dy_row = row_ptr[k] + pair_wo[kPairs - 1] * wo_step + c0;
+      for (int64_t m = 0; m < multiplier; ++m) {
+        internal::Vec<A> fv[kPairs];
+        for (int p = 0; p < kPairs; ++p) {
+          fv[p] = internal::LoadVec(f_row + pair_j[p] * multiplier * padded + m * padded);
+        }
+        for (int u = 0; u < kPairs + kPixels - 1; ++u) {
+          const internal::Vec<A> d = internal::LoadVec(dy_row + u * wo_step + m * padded);
+          for (int t = 0; t < kPixels; ++t) {
+            const int p = kPairs - 1 - (u - t);
+            if (p >= 0 && p < kPairs) r[t] += fv[p] * d;
+          }
+        }
+      }
+    }
+    for (int t = 0; t < kPixels; ++t) internal::StoreVec(dst + t * dst_step, r[t]);
+  }
+
+  // RunWindow<pairs> when it applies to this pixel block, else RunPixels.
+  void RunBlock(bool consecutive, int64_t c0, A* dst, int64_t dst_step) const {
+    if (consecutive) {
+      switch (pairs) {
+        case 1:
+          return RunWindow<1>(c0, dst, dst_step);
+        case 2:
+          return RunWindow<2>(c0, dst, dst_step);
+        case 3:
+          return RunWindow<3>(c0, dst, dst_step);
+        case 4:
+          return RunWindow<4>(c0, dst, dst_step);
+        case 5:
+          return RunWindow<5>(c0, dst, dst_step);
+        case 6:
+          return RunWindow<6>(c0, dst, dst_step);
+        case 7:
+          return RunWindow<7>(c0, dst, dst_step);
+        default:
+          break;
+      }
+    }
+    RunPixels(c0, dst, dst_step);
+  }
 };
 
 }  // namespace
@@ -131,7 +184,7 @@ bool DepthwiseBackpropInputCpu(const ConvGeometry& g, const T* filter, const T* 
   // regular[w]: pixels w + t * s_w (t < kPixels) exist and share w's terms,
   // shifted by t output columns, so RunPixels can do them together.
   constexpr int64_t kPixels = Gather<A>::kPixels;
-  std::vector<char> regular(g.in_cols, 0);
+  std::vector<char> regular(g.in_cols, 0), consecutive(g.in_cols, 0);
   for (int64_t w = 0; w + (kPixels - 1) * g.stride_cols < g.in_cols; ++w) {
     const int64_t n = pair_begin[w + 1] - pair_begin[w];
     bool ok = n > 0;
@@ -144,6 +197,13 @@ bool DepthwiseBackpropInputCpu(const ConvGeometry& g, const T* filter, const T* 
       }
     }
     regular[w] = ok;
+    if (ok) {
+      bool run = true;
+      for (int64_t p = 1; p < n && run; ++p) {
+        run = pair_wo[pair_begin[w] + p] == pair_wo[pair_begin[w]] - p;
+      }
+      consecutive[w] = run;
+    }
   }
   // Rows of float NHWC out_backprop with M == 1 and a whole number of vectors
   // per pixel already have the packed layout.
@@ -198,7 +258,7 @@ bool DepthwiseBackpropInputCpu(const ConvGeometry& g, const T* filter, const T* 
               const Gather<A> gather = gather_at(w);
               if (regular[w]) {
                 for (int64_t c0 = 0; c0 < padded; c0 += V) {
-                  gather.RunPixels(c0, a + w * padded + c0, g.stride_cols * padded);
+                  gather.RunBlock(consecutive[w], c0, a + w * padded + c0, g.stride_cols * padded);
                 }
                 w += kPixels * g.stride_cols;
                 continue;
