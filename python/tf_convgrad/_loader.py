@@ -17,11 +17,11 @@ def _candidates() -> list[str]:
     # __path__ holds both, so search all of it.
     from . import __path__ as package_path
 
-    dirs = list(package_path) + [os.path.dirname(os.path.abspath(__file__))]
     override = os.environ.get("TF_CONVGRAD_LIBRARY")
-    paths = [override] if override else []
-    paths += [os.path.join(d, LIBRARY_NAME) for d in dirs]
-    return paths
+    if override:  # an explicit choice: that library or an error, never a silent fallback
+        return [override]
+    dirs = list(package_path) + [os.path.dirname(os.path.abspath(__file__))]
+    return [os.path.join(d, LIBRARY_NAME) for d in dirs]
 
 
 @functools.cache
@@ -38,7 +38,7 @@ def load():
     found = [p for p in paths if os.path.isfile(p)]
     if not found:
         raise ImportError(
-            f"tf_convgrad: the op library {LIBRARY_NAME} was not found (looked in: "
+            f"tf_convgrad: the op library {LIBRARY_NAME} was not found (looked for: "
             + ", ".join(paths)
             + "). Build it with `pip install --no-build-isolation -e .` from the repository "
             "root, or run `bash scripts/setup.sh`."
