@@ -254,6 +254,11 @@ absl::Status ComputeConvBackpropGeometry(const ConvBackpropAttrs& a, const Tenso
                                      filter.dim_size(3), " vs ", out_depth);
     }
     g->groups = in_depth / filter_in;
+    if (g->groups == 0) {  // in_depth == 0: no grouping reaches a filter depth > 0
+      return errors::InvalidArgument(L, ": input depth (", in_depth,
+                                     ") must be a positive multiple of filter depth (", filter_in,
+                                     ")");
+    }
     if (out_depth % g->groups != 0) {
       return errors::InvalidArgument(
           L, ": output depth must be evenly divisible by number of groups: ", out_depth, " vs ",
