@@ -1,8 +1,11 @@
 """Command line: ``python -m tf_convgrad <command>``.
 
 Commands:
-    crosscheck: Our ops against a float64 reference and against TF's native and oneDNN kernels
-        over a built-in grid of configurations (see :mod:`tf_convgrad.crosscheck`).
+    crosscheck: Our ops, TF's native, oneDNN and (with a GPU) GPU kernels against a float64
+        reference over a grid of configurations: errors, ULP distances, determinism and the
+        kernel TF ran (see :mod:`tf_convgrad.crosscheck`).
+    bench: Ours against TF's oneDNN and native CPU kernels, interleaved, with the machine's
+        measured peak, bandwidth and each layer's roofline (see :mod:`tf_convgrad.bench`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Sequence
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, one subcommand per tool."""
-    from . import crosscheck
+    from . import bench, crosscheck
 
     parser = argparse.ArgumentParser(
         prog="python -m tf_convgrad",
@@ -23,11 +26,19 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
     check = commands.add_parser(
         "crosscheck",
-        help="check our ops against float64 and TF's native and oneDNN kernels",
+        help="cross-check ours and TF's kernels against float64 (errors, ULPs, determinism)",
         description=crosscheck.DESCRIPTION,
     )
     crosscheck.add_arguments(check)
     check.set_defaults(handler=crosscheck.run)
+    timing = commands.add_parser(
+        "bench",
+        help="time ours against TF's CPU kernels (oneDNN on and off) with roofline figures",
+        description=(bench.__doc__ or "").strip(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    bench.add_arguments(timing)
+    timing.set_defaults(handler=bench.run)
     return parser
 
 

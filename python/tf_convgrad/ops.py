@@ -12,6 +12,13 @@ DEPTHWISE_BACKPROP_FILTER = "ConvGrad>DepthwiseConv2dNativeBackpropFilter"
 DEPTHWISE_BACKPROP_INPUT = "ConvGrad>DepthwiseConv2dNativeBackpropInput"
 
 
+def _refuse_xla(api, op_type):
+    """A clear error instead of XLA's compile failure under jit_compile=True."""
+    from .nn import check_not_xla  # nn imports this module
+
+    check_not_xla(api, [op_type])
+
+
 def conv2d_backprop_filter(
     input,
     filter_sizes,
@@ -44,6 +51,7 @@ def conv2d_backprop_filter(
     Raises:
       tf.errors.InvalidArgumentError: on inconsistent shapes or attributes.
     """
+    _refuse_xla("tf_convgrad.conv2d_backprop_filter", CONV2D_BACKPROP_FILTER)
     return _lib.conv_grad_conv2d_backprop_filter(
         input=input,
         filter_sizes=filter_sizes,
@@ -87,6 +95,7 @@ def depthwise_conv2d_native_backprop_filter(
     Raises:
       tf.errors.InvalidArgumentError: on inconsistent shapes or attributes.
     """
+    _refuse_xla("tf_convgrad.depthwise_conv2d_native_backprop_filter", DEPTHWISE_BACKPROP_FILTER)
     return _lib.conv_grad_depthwise_conv2d_native_backprop_filter(
         input=input,
         filter_sizes=filter_sizes,
@@ -128,6 +137,7 @@ def depthwise_conv2d_native_backprop_input(
     Raises:
       tf.errors.InvalidArgumentError: on inconsistent shapes or attributes.
     """
+    _refuse_xla("tf_convgrad.depthwise_conv2d_native_backprop_input", DEPTHWISE_BACKPROP_INPUT)
     return _lib.conv_grad_depthwise_conv2d_native_backprop_input(
         input_sizes=input_sizes,
         filter=filter,
