@@ -5,6 +5,8 @@ graphs and SavedModels that use the ops work after `import tf_convgrad`.
 """
 
 from . import grads as _grads  # noqa: F401 -- registers gradients
+from . import layers, nn
+from .nn import conv2d, depthwise_conv2d
 from .ops import (
     conv2d_backprop_filter,
     depthwise_conv2d_native_backprop_filter,
@@ -13,7 +15,11 @@ from .ops import (
 
 __version__ = "0.1.0"
 __all__ = [
+    "conv2d",
     "conv2d_backprop_filter",
+    "depthwise_conv2d",
     "depthwise_conv2d_native_backprop_filter",
     "depthwise_conv2d_native_backprop_input",
+    "layers",
+    "nn",
 ]

@@ -1,30 +1,38 @@
-"""``python -m tf_convgrad crosscheck``: our ops against float64 and against TensorFlow's kernels.
+"""``python -m tf_convgrad crosscheck``: cross-check convolution-gradient kernels against float64.
 
-Runs the three ops over a built-in grid of configurations (NHWC/NCHW, SAME/VALID/asymmetric
-EXPLICIT, strides 1, 2 and unequal, dilations, depth multipliers 1-3, grouped
-``Conv2DBackpropFilter``, odd and degenerate sizes, empty problems) in float16, bfloat16, float32
-and float64, and compares
+Runs Conv2DBackpropFilter (CBF), DepthwiseConv2dNativeBackpropFilter (DBF) and
+DepthwiseConv2dNativeBackpropInput (DBI) over a grid of configurations (built-in tiers or a JSON
+file) and dtypes, with these implementations on the same inputs:
 
-* **ours** (run in this process) against the float64 NumPy reference (:mod:`.reference`) on the
-  same inputs: this decides pass/fail;
-* ``tf.raw_ops`` with TF's **native** kernels (``TF_ENABLE_ONEDNN_OPTS=0``) and with **oneDNN**
-  (``=1``), each in its own worker process (:mod:`.oracle`), against the same reference: this is
-  reported (ok / refuses / wrong / ignores dilation / crashed) and never fails the run.
+* **ours**: tf_convgrad's ops, in this process, on the CPU (and, as **ours GPU**, placed on the
+  GPU when one is selected; the kernel column shows where they actually ran);
+* **TF native**: ``tf.raw_ops`` with TF's own CPU kernels (``TF_ENABLE_ONEDNN_OPTS=0``);
+* **TF oneDNN**: ``tf.raw_ops`` with oneDNN (``=1``), where TF rewrites the op to ``_MklNative*``;
+* **TF GPU**: ``tf.raw_ops`` on TF's GPU kernels (cuDNN or TF's own), when TF sees a GPU.
 
-Inputs are generated in float64 from a seed derived from the configuration, rounded to the
-dtype, and the reference is computed on the rounded values, so the error measures the op alone.
-The error metric is norm-relative: ``max|x - ref| / max(max|ref|, tiny)``; a result with a
-non-finite element or the wrong shape has infinite error. Our results must be within
-:data:`TOLERANCES`; TF's are classified against the same thresholds.
+Each TF implementation runs in its own worker process (:mod:`.oracle`; a crash is reported, not
+suffered). Every result is compared with a float64 NumPy reference (:mod:`.reference`) computed on
+the same dtype-rounded inputs, so the error measures the kernel alone:
+
+* ``abs``: ``max|x - ref|``;
+* ``rel``: ``max|x - ref| / max|ref|`` (norm-relative; decides pass/fail for ours, against
+  :data:`TOLERANCES`, and classifies TF's results against the same thresholds);
+* ``ulp``: the largest distance, in units in the last place of the dtype, between an element and
+  the reference rounded to the dtype (0 = correctly rounded; for float64 the reference carries its
+  own rounding error of a few ulp);
+* ``det``: whether ``--repeats`` runs gave bitwise identical results;
+* ``kernel``: which kernel TF actually ran, read from the run metadata of the executed graph.
 
 Usage::
 
-    python -m tf_convgrad crosscheck            # 86 configurations x 4 dtypes, ~20 s on 2 cores
-    python -m tf_convgrad crosscheck --quick    # 30 configurations x 4 dtypes, ~10 s
-    python -m tf_convgrad crosscheck --json --op DBF --dtype bf16 --only NCHW --mode function
+    python -m tf_convgrad crosscheck                    # default tier, all ops and dtypes
+    python -m tf_convgrad crosscheck --quick            # = --tier quick
+    python -m tf_convgrad crosscheck --op DBF --dtype bf16 --format NCHW --tier full
+    python -m tf_convgrad crosscheck --configs my.json --json > report.json
+    python -m tf_convgrad crosscheck --list --json > grid.json   # a template for --configs
 
-The table goes to stdout, progress to stderr. Exit code 0: all pass; 1: some case fails; 2:
-nothing ran.
+The table (or JSON) goes to stdout, progress to stderr. Exit code 0: all of ours pass; 1: some of
+ours fail; 2: nothing ran (bad arguments, no configuration, library not loadable).
 """
 
 from __future__ import annotations
@@ -41,18 +49,33 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 
 from . import oracle, reference
 
-__all__ = ["Config", "TOLERANCES", "add_arguments", "build_grid", "main", "run"]
+__all__ = [
+    "Config",
+    "Progress",
+    "TIERS",
+    "TOLERANCES",
+    "add_arguments",
+    "build_grid",
+    "load_configs",
+    "main",
+    "run",
+    "run_grid",
+    "ulp_distance",
+]
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 #: Pass thresholds for our ops against the float64 reference (norm-relative error).
 TOLERANCES = {"float64": 1e-12, "float32": 2e-5, "float16": 1e-3, "bfloat16": 8e-3}
+
+#: The built-in grids, smallest first.
+TIERS = ("quick", "default", "full")
 
 _OP_SHORT = {
     "Conv2DBackpropFilter": "CBF",
@@ -67,11 +90,21 @@ _REFERENCE_FUNCTIONS = {
 }
 _TINY = np.finfo(np.float64).tiny
 
+#: Implementations: key in a result row, display name.
+IMPLEMENTATIONS = {
+    "ours": "ours",
+    "ours_gpu": "ours GPU",
+    "tf_native": "TF native",
+    "tf_onednn": "TF oneDNN",
+    "tf_gpu": "TF GPU",
+}
+
 #: One-line description for the command line.
 DESCRIPTION = (
-    "Run the three ops over a built-in grid of configurations and dtypes against a float64 "
-    "reference and against tf.raw_ops with TF's native and oneDNN kernels; print one table and "
-    "exit non-zero if any of our results is outside tolerance."
+    "Cross-check Conv2DBackpropFilter and the two depthwise backprop ops: ours, TF's native CPU "
+    "kernels, TF's oneDNN kernels and (with a GPU) TF's GPU kernels against a float64 reference "
+    "over a grid of configurations; report max abs/rel error, ULP distance, run-to-run "
+    "determinism and the kernel TF ran. Exits non-zero if any of OUR results is out of tolerance."
 )
 
 
@@ -223,6 +256,14 @@ class Config:
         )
         return list(shape)
 
+    def with_format(self, data_format: str) -> Config:
+        """The same problem in another data format (pads and sizes are spatial, unchanged)."""
+        return dataclasses.replace(self, data_format=data_format)
+
+    def to_json(self) -> dict[str, str]:
+        """``{"op": "CBF", "config": "<parseable string>"}``, as :func:`load_configs` reads."""
+        return {"op": _OP_SHORT[self.op], "config": str(self)}
+
 
 # Geometry, Conv2DBackpropFilter channels, depthwise channels, in the --quick grid.
 _GEOMETRIES: list[tuple[str, str, str, bool]] = [
@@ -265,25 +306,142 @@ _EXTRAS: dict[str, list[tuple[str, bool]]] = {
 }
 
 
-def build_grid(quick: bool = False, ops: Sequence[str] | None = None) -> list[Config]:
-    """The built-in grid of configurations.
+# Larger, layer-sized problems (MobileNetV2 / EfficientNet / ResNet shapes, batch reduced) for
+# --tier full: (geometry, Conv2DBackpropFilter channels, depthwise channels).
+_FULL_GEOMETRIES: list[tuple[str, str, str]] = [
+    ("n4 h56w56 c24 k3x3 s1x1 d1x1 SAME NHWC", "o24", "m1"),
+    ("n4 h57w57 c32 k3x3 s2x2 d1x1 VALID NHWC", "o32", "m1"),
+    ("n2 h28w28 c40 k5x5 s1x1 d1x1 SAME NHWC", "o40", "m2"),
+    ("n2 h29w29 c48 k5x5 s2x2 d1x1 VALID NCHW", "o48 g4", "m1"),
+    ("n4 h14w14 c64 k3x3 s1x1 d2x2 SAME NHWC", "o64", "m1"),
+    ("n2 h28w28 c64 k1x1 s1x1 d1x1 SAME NHWC", "o128", "m1"),
+    ("n2 h30w30 c16 k7x7 s2x2 d1x1 EXPLICIT[3,3,3,3] NHWC", "o32", "m2"),
+    ("n4 h16w16 c32 k3x3 s2x1 d1x2 SAME NCHW", "o32 g8", "m1"),
+]
+
+
+def build_grid(
+    quick: bool = False, ops: Sequence[str] | None = None, tier: str | None = None
+) -> list[Config]:
+    """A built-in grid of configurations.
 
     Args:
-        quick: Only the smaller ``--quick`` subset.
+        quick: Same as ``tier="quick"`` (kept for callers of the first version).
         ops: Restrict to these TF op names (all three by default).
+        tier: ``"quick"`` (about 30 per op), ``"default"`` (about 90) or ``"full"`` (the
+            default grid plus layer-sized problems).
 
     Returns:
         The configurations, op by op.
+
+    Raises:
+        ValueError: On an unknown tier or op.
     """
+    tier = tier or ("quick" if quick else "default")
+    if tier not in TIERS:
+        raise ValueError(f"unknown tier {tier!r}; expected one of {TIERS}")
     configs = []
     for op in ops or _OP_SHORT:
+        if op not in _OP_SHORT:
+            raise ValueError(f"unknown op {op!r}; expected one of {list(_OP_SHORT)}")
         depthwise = op != "Conv2DBackpropFilter"
         rows = [
             (_insert_channels(geometry, dw if depthwise else cbf), in_quick)
             for geometry, cbf, dw, in_quick in _GEOMETRIES
         ]
         rows += _EXTRAS[op]
-        configs += [Config.parse(op, text) for text, in_quick in rows if in_quick or not quick]
+        if tier == "full":
+            rows += [
+                (_insert_channels(geometry, dw if depthwise else cbf), False)
+                for geometry, cbf, dw in _FULL_GEOMETRIES
+            ]
+        configs += [
+            Config.parse(op, text) for text, in_quick in rows if in_quick or tier != "quick"
+        ]
+    return configs
+
+
+def _op_name(value: Any) -> str:
+    """A TF op name from ``"CBF"``/``"DBF"``/``"DBI"`` or the full name."""
+    by_short = {v: k for k, v in _OP_SHORT.items()}
+    if value in _OP_SHORT:
+        return value
+    if isinstance(value, str) and value.upper() in by_short:
+        return by_short[value.upper()]
+    raise ValueError(f"unknown op {value!r}; expected CBF, DBF, DBI or {list(_OP_SHORT)}")
+
+
+_FIELDS = {f.name for f in dataclasses.fields(Config)}
+
+
+def _config_from_json(item: Any) -> Config:
+    if not isinstance(item, dict) or "op" not in item:
+        raise ValueError(f"each configuration must be an object with an 'op', got {item!r}")
+    op = _op_name(item["op"])
+    if "config" in item:
+        extra = set(item) - {"op", "config"}
+        if extra:
+            raise ValueError(f"'config' strings take no other fields, got {sorted(extra)}")
+        return Config.parse(op, item["config"])
+    unknown = set(item) - _FIELDS
+    if unknown:
+        raise ValueError(f"unknown fields {sorted(unknown)} (known: {sorted(_FIELDS)})")
+    fields = dict(item, op=op)
+    for key in ("strides", "dilations", "pads"):
+        if key in fields:
+            fields[key] = tuple(int(v) for v in fields[key])
+    for key in ("n", "h", "w", "c", "kh", "kw", "out", "groups"):
+        if key in fields:
+            fields[key] = int(fields[key])
+    missing = {"n", "h", "w", "c", "kh", "kw", "out"} - set(fields)
+    if missing:
+        raise ValueError(f"configuration {item!r} lacks {sorted(missing)}")
+    config = Config(**fields)
+    if config.padding not in ("SAME", "VALID", "EXPLICIT"):
+        raise ValueError(f"padding must be SAME, VALID or EXPLICIT, got {config.padding!r}")
+    if config.data_format not in ("NHWC", "NCHW"):
+        raise ValueError(f"data_format must be NHWC or NCHW, got {config.data_format!r}")
+    return config
+
+
+def load_configs(path: str) -> list[Config]:
+    """Reads configurations from a JSON file.
+
+    The file holds a list, or an object with a ``"configs"`` list. Each entry is either
+    ``{"op": "CBF", "config": "n2 h9w7 c4 k3x3 o6 g2 s2x1 d1x2 EXPLICIT[1,0,2,1] NCHW"}`` (the
+    string form printed by the table and by ``--list``) or the :class:`Config` fields spelled
+    out, e.g. ``{"op": "DBI", "n": 2, "h": 9, "w": 7, "c": 4, "kh": 3, "kw": 3, "out": 2,
+    "strides": [2, 1], "padding": "SAME", "data_format": "NCHW"}`` (``out`` is the output depth
+    for CBF and the depth multiplier for depthwise; ``pads`` = ``[top, bottom, left, right]`` for
+    EXPLICIT). ``op`` is ``CBF``, ``DBF``, ``DBI`` or the TF op name.
+
+    Args:
+        path: The JSON file.
+
+    Returns:
+        The configurations, validated (each must give a valid, non-negative output size).
+
+    Raises:
+        ValueError: On unreadable JSON or an invalid configuration (the message names it).
+    """
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"cannot read {path}: {error}") from None
+    items = data.get("configs") if isinstance(data, dict) else data
+    if not isinstance(items, list) or not items:
+        raise ValueError(
+            f"{path}: expected a non-empty list of configurations (or {{'configs': [...]}})"
+        )
+    configs = []
+    for k, item in enumerate(items):
+        try:
+            config = _config_from_json(item)
+            config.out_backprop_shape  # noqa: B018 -- validates the geometry
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"{path}: configuration {k}: {error}") from None
+        configs.append(config)
     return configs
 
 
@@ -373,99 +531,239 @@ def _run_reference(config: Config, args: dict[str, Any], dilations=None) -> np.n
     return _REFERENCE_FUNCTIONS[config.op](**args, **config.attrs(dilations))
 
 
+def _int_view(dtype: str) -> tuple[Any, Any]:
+    if dtype == "bfloat16":
+        import ml_dtypes  # a TensorFlow dependency
+
+        return ml_dtypes.bfloat16, np.int16
+    return {"float16": (np.float16, np.int16), "float32": (np.float32, np.int32),
+            "float64": (np.float64, np.int64)}[dtype]  # fmt: skip
+
+
+def _ordered_bits(values: np.ndarray, dtype: str) -> np.ndarray:
+    """Integers in the order of the floats (adjacent floats differ by 1; -0 and +0 are 0)."""
+    float_type, int_type = _int_view(dtype)
+    bits = values.astype(float_type).view(int_type).astype(np.int64)
+    magnitude = bits & np.int64(np.iinfo(int_type).max)
+    return np.where(bits < 0, -magnitude, magnitude)
+
+
+def ulp_distance(value: np.ndarray, ref: np.ndarray, dtype: str) -> float:
+    """Largest distance in units in the last place of ``dtype`` between ``value`` and ``ref``
+    rounded to ``dtype`` (0: every element is the correctly rounded reference).
+
+    Args:
+        value: Results, exactly representable in ``dtype`` (held in any float type).
+        ref: The float64 reference.
+        dtype: ``"float16"``, ``"bfloat16"``, ``"float32"`` or ``"float64"``.
+
+    Returns:
+        The maximum distance (0 for empty arrays), inf for a wrong shape or a non-finite value
+        where the rounded reference is finite.
+    """
+    value = np.asarray(value, dtype=np.float64)
+    ref = np.asarray(ref, dtype=np.float64)
+    if value.shape != ref.shape:
+        return math.inf
+    if value.size == 0:
+        return 0.0
+    float_type, _ = _int_view(dtype)
+    with np.errstate(over="ignore"):
+        rounded = ref.astype(float_type)
+        rounded_f64 = rounded.astype(np.float64)
+    if np.any(~np.isfinite(value) & np.isfinite(rounded_f64)):
+        return math.inf
+    a, r = _ordered_bits(value, dtype), _ordered_bits(rounded_f64, dtype)
+    same_side = (a >= 0) == (r >= 0)
+    # Same side: the integer difference is exact; across zero it may not fit in int64.
+    near = np.abs(np.where(same_side, a, 0) - np.where(same_side, r, 0))
+    far = np.abs(a.astype(np.float64)) + np.abs(r.astype(np.float64))
+    return float(max(near.max(), np.where(same_side, 0.0, far).max()))
+
+
+def abs_error(value: np.ndarray, ref: np.ndarray) -> float:
+    """``max|value - ref|``: 0 for empty arrays, inf for a wrong shape or non-finite values."""
+    value = np.asarray(value, dtype=np.float64)
+    if value.shape != np.shape(ref):
+        return math.inf
+    if value.size == 0:
+        return 0.0
+    if not np.all(np.isfinite(value)):
+        return math.inf
+    with np.errstate(over="ignore"):
+        return float(np.max(np.abs(value - np.asarray(ref, dtype=np.float64))))
+
+
 # --------------------------------------------------------------------------------------------
 # Running
 
 
-class _Progress:
-    """Thread-safe progress lines on stderr, at most one every ``interval`` seconds."""
+class Progress:
+    """Progress of the implementations on a stream: a bar on a terminal, lines otherwise.
 
-    def __init__(self, totals: dict[str, int], interval: float = 3.0):
+    Args:
+        totals: Work items per implementation name.
+        stream: Where to write (stderr by default).
+        style: ``"bar"`` (one line redrawn in place), ``"lines"`` (a line every ``interval``
+            seconds), ``"off"``, or ``"auto"``: a bar if ``stream`` is a terminal, else lines.
+        interval: Seconds between lines in the ``"lines"`` style.
+    """
+
+    def __init__(
+        self,
+        totals: dict[str, int],
+        stream: TextIO | None = None,
+        style: str = "auto",
+        interval: float = 5.0,
+    ):
+        self._stream = stream or sys.stderr
+        if style == "auto":
+            isatty = getattr(self._stream, "isatty", lambda: False)
+            style = "bar" if isatty() else "lines"
+        self.style = style
+        self._totals = dict(totals)
         self._done = dict.fromkeys(totals, 0)
-        self._totals = totals
-        self._interval = interval
+        self._interval = interval if style == "lines" else 0.2
         self._lock = threading.Lock()
         self._start = time.monotonic()
-        self._last = self._start
+        self._last = -math.inf
+        self._drawn = False
 
     def update(self, name: str, done: int, force: bool = False) -> None:
+        """Records that ``name`` has finished ``done`` items; redraws if it is time to."""
         with self._lock:
-            self._done[name] = done
+            self._done[name] = min(done, self._totals[name])
             now = time.monotonic()
-            if not force and now - self._last < self._interval:
+            if self.style == "off" or (not force and now - self._last < self._interval):
                 return
             self._last = now
-            parts = [f"{k} {self._done[k]}/{self._totals[k]}" for k in self._totals]
-            print(f"[{now - self._start:6.1f}s] " + " | ".join(parts), file=sys.stderr, flush=True)
+            self._write(self.render(now - self._start))
 
     def callback(self, name: str) -> Callable[[int, int], None]:
+        """A ``progress(done, total)`` callback for :func:`oracle.run_raw_ops`."""
         return lambda done, _total: self.update(name, done)
+
+    def render(self, elapsed: float, width: int = 24) -> str:
+        """The progress text (without line control characters)."""
+        total = sum(self._totals.values())
+        done = sum(self._done.values())
+        fraction = done / total if total else 1.0
+        parts = [f"{name} {self._done[name]}/{n}" for name, n in self._totals.items()]
+        eta = ""
+        if 0 < fraction < 1:
+            eta = f", ~{elapsed * (1 - fraction) / fraction:.0f} s left"
+        timing = f"{elapsed:.0f} s{eta}"
+        if self.style == "bar":
+            filled = int(round(width * fraction))
+            bar = "#" * filled + "-" * (width - filled)
+            return f"crosscheck [{bar}] {fraction:4.0%} | " + " | ".join(parts) + f" | {timing}"
+        return f"crosscheck: {fraction:.0%} | " + " | ".join(parts) + f" | {timing}"
+
+    def _write(self, text: str) -> None:
+        if self.style == "bar":
+            self._stream.write("\r" + text + "\x1b[K")
+            self._drawn = True
+        else:
+            self._stream.write(text + "\n")
+        self._stream.flush()
+
+    def finish(self) -> None:
+        """Draws the final state and ends the bar's line."""
+        with self._lock:
+            if self.style == "off":
+                return
+            self._write(self.render(time.monotonic() - self._start))
+            if self._drawn:
+                self._stream.write("\n")
+                self._stream.flush()
 
 
 def _run_oracle(
     name: str,
     cases: list[dict[str, Any]],
     onednn: bool,
-    progress: _Progress,
+    progress: Progress,
     out: dict[str, Any],
+    timeout: float,
 ) -> None:
     try:
         out[name] = oracle.run_raw_ops(
-            cases, onednn=onednn, timeout=900, progress=progress.callback(name)
+            cases, onednn=onednn, timeout=timeout, progress=progress.callback(name)
         )
-        progress.update(name, len(cases), force=True)
+        progress.update(name, len(cases))
     except Exception as error:  # reported; the TF oracles never fail the run
         out[name] = error
 
 
-def _ours(config: Config, args: dict[str, Any], dtype: str, mode: str) -> dict[str, Any]:
+def _run_ours(case: dict[str, Any]) -> dict[str, Any]:
+    """Our op on one case, in this process (same code path as the oracle's workers)."""
     import tensorflow as tf
 
     ours = importlib.import_module(__package__ or "tf_convgrad")  # loads our op library
-    fn = getattr(ours, oracle.OURS_FUNCTIONS[config.op])
-    sizes_name = oracle.OPS[config.op]
-    tensors = {
-        k: tf.constant(v, dtype=getattr(tf, dtype)) for k, v in args.items() if k != sizes_name
-    }
-    attrs = config.attrs()
-    if config.op == "Conv2DBackpropFilter":
-        attrs["use_cudnn_on_gpu"] = True
     try:
-        if mode == "function":
-            names = list(tensors)
-            graph_fn = tf.function(
-                lambda *v: fn(
-                    **dict(zip(names, v, strict=True)), **{sizes_name: args[sizes_name]}, **attrs
-                ),
-                autograph=False,
-            )
-            output = graph_fn(*[tensors[k] for k in names])
-        else:
-            output = fn(**tensors, **{sizes_name: args[sizes_name]}, **attrs)
-        return {"ok": True, "value": np.asarray(output.numpy(), dtype=np.float64)}
-    except Exception as error:  # a refusal is a failure, reported in the table
-        message = getattr(error, "message", None) or str(error)
-        return {"ok": False, "error_class": type(error).__name__, "message": message}
+        return oracle._run_task(tf, ours, {**case, "impl": "ours"})
+    except Exception as error:  # noqa: BLE001 -- a Python-level failure is a refusal too
+        return {"ok": False, "error_class": type(error).__name__, "message": str(error)}
 
 
-def _tf_entry(result: Any, ref: np.ndarray, ref_undilated, ours_value, tol: float) -> dict:
-    """Classifies one TF oracle result: ok / refuses / wrong / ignores dilation / crashed."""
+def _category(status: str) -> str:
+    """``"refuses: InvalidArgument"`` -> ``"refuses"``; ``"crashed (SIGABRT)"`` -> ``"crashed"``."""
+    return status.split(":")[0].split(" (")[0]
+
+
+def _entry(
+    result: Any,
+    ref: np.ndarray,
+    dtype: str,
+    ref_undilated: np.ndarray | None = None,
+    ours_value: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Classifies one implementation's result and measures its errors.
+
+    Returns:
+        ``status`` (ok / wrong / ignores dilation / refuses: <class> / crashed (<signal>) /
+        timed out / unavailable), ``err`` (norm-relative), ``abs_err``, ``ulp``,
+        ``deterministic`` (None when not repeated or not run), ``kernel``, ``kernel_source``,
+        ``ours_diff`` (``max|x - ours| / max|ref|``, TF only) and ``message`` on failures.
+    """
+    entry: dict[str, Any] = {
+        "status": "unavailable",
+        "err": None,
+        "abs_err": None,
+        "ulp": None,
+        "deterministic": None,
+        "kernel": None,
+        "kernel_source": None,
+        "ours_diff": None,
+    }
     if isinstance(result, Exception) or result is None:
-        return {"status": "unavailable", "err": None, "ours_diff": None, "kernel": None}
-    entry: dict[str, Any] = {"err": None, "ours_diff": None, "kernel": result.get("kernel")}
+        if isinstance(result, Exception):
+            entry["message"] = str(result)
+        return entry
+    entry["kernel"] = result.get("kernel")
+    entry["kernel_source"] = result.get("kernel_source")
     if result.get("crashed"):
         entry["status"] = f"crashed ({oracle.signal_name(result.get('returncode'))})"
         entry["message"] = result.get("message", "")
         return entry
     if result.get("timed_out"):
         entry["status"] = "timed out"
+        entry["message"] = result.get("message", "")
+        return entry
+    if result.get("unavailable"):
+        entry["message"] = result.get("message", "")
         return entry
     if not result["ok"]:
         entry["status"] = "refuses: " + result["error_class"].removesuffix("Error")
         entry["message"] = _first_line(result.get("message", ""))
         return entry
     value = result["value"]
+    tol = TOLERANCES[dtype]
     entry["err"] = relative_error(value, ref)
+    entry["abs_err"] = abs_error(value, ref)
+    entry["ulp"] = ulp_distance(value, ref, dtype)
+    if result.get("repeats", 1) > 1:
+        entry["deterministic"] = bool(result.get("deterministic"))
     if ours_value is not None and value.shape == ref.shape:
         entry["ours_diff"] = relative_error(value, ours_value, scale=ref)
     if entry["err"] <= tol:
@@ -492,61 +790,79 @@ def _first_line(message: str) -> str:
     return lines[0] if lines else ""
 
 
+def gpu_available() -> bool:
+    """Whether TensorFlow (in this process) sees a GPU."""
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
 def run_grid(
     configs: Sequence[Config],
     dtypes: Sequence[str],
     mode: str = "eager",
     with_tf: bool = True,
+    devices: Sequence[str] = ("cpu",),
+    repeats: int = 2,
+    progress: str = "auto",
+    timeout: float = 900,
+    tf32: bool = True,
 ) -> list[dict[str, Any]]:
     """Runs every (configuration, dtype) pair and returns one row per pair.
 
-    Ours and the float64 reference run in this process while the two TF oracles run in worker
-    processes (oneDNN off and on) in parallel.
+    Ours and the float64 reference run in this process while the TF implementations run in
+    worker processes (oneDNN off and on for ``"cpu"``, TF's GPU kernels for ``"gpu"``), in
+    parallel.
 
     Args:
         configs: The configurations.
         dtypes: The dtypes to run each configuration in.
         mode: ``"eager"`` or ``"function"`` (for ours and for TF).
-        with_tf: Run the TF oracles.
+        with_tf: Run TF's implementations.
+        devices: Where TF's kernels run: ``"cpu"`` (native and oneDNN) and/or ``"gpu"``.
+        repeats: Runs per implementation and case, for the determinism check (1: no check).
+        progress: Progress display style (see :class:`Progress`).
+        timeout: Time budget of each TF worker, seconds.
+        tf32: Leave TensorFloat-32 on for TF's float32 GPU kernels (TF's default).
 
     Returns:
-        Rows with keys ``op``, ``config``, ``dtype``, ``tolerance``, ``ours`` (``status``, ``err``
-        and ``message`` on refusal), ``pass``, ``tf_native`` and ``tf_onednn`` (``status``,
-        ``err``, ``ours_diff``, ``kernel``, maybe ``message``).
+        Rows with keys ``op``, ``config``, ``dtype``, ``tolerance``, ``pass`` (all of ours
+        within tolerance) and one entry (see :func:`_entry`) per implementation that ran:
+        ``ours``, ``ours_gpu`` (our ops placed on the GPU, with ``"gpu"`` in ``devices``),
+        ``tf_native``, ``tf_onednn``, ``tf_gpu``.
     """
     pairs = [(config, dtype) for config in configs for dtype in dtypes]
     args_list = [make_args(config, dtype) for config, dtype in pairs]
-    tf_cases = [
-        {"op": config.op, "args": args, "attrs": config.attrs(), "dtype": dtype, "mode": mode}
+    cases = [
+        {"op": config.op, "args": args, "attrs": config.attrs(), "dtype": dtype, "mode": mode,
+         "repeats": repeats}
         for (config, dtype), args in zip(pairs, args_list, strict=True)
-    ]
+    ]  # fmt: skip
     # Load our library before starting the workers, so that a missing build fails fast.
     importlib.import_module(__package__ or "tf_convgrad")
-    totals = {"ours": len(pairs)}
-    if with_tf:
-        totals |= {"tf-native": len(pairs), "tf-onednn": len(pairs)}
-    progress = _Progress(totals)
+    workers: dict[str, tuple[bool, list[dict[str, Any]]]] = {}
+    if with_tf and "cpu" in devices:
+        workers["tf_native"] = (False, cases)
+        workers["tf_onednn"] = (True, cases)
+    if with_tf and "gpu" in devices:
+        workers["tf_gpu"] = (False, [dict(c, device="gpu", tf32=tf32) for c in cases])
+    ours_keys = ["ours"] + (["ours_gpu"] if "gpu" in devices else [])
+    names = {key: IMPLEMENTATIONS[key] for key in ours_keys + list(workers)}
+    bar = Progress({names[key]: len(pairs) for key in names}, style=progress)
     oracle_results: dict[str, Any] = {}
     threads = []
-    if with_tf:
-        print(
-            "crosscheck: launching 2 TF worker processes (TF_ENABLE_ONEDNN_OPTS=0 for TF's native "
-            "kernels, =1 for oneDNN); ours and the float64 reference run in this process",
-            file=sys.stderr,
-            flush=True,
+    for key, (onednn, worker_cases) in workers.items():
+        thread = threading.Thread(
+            target=_run_oracle,
+            args=(names[key], worker_cases, onednn, bar, oracle_results, timeout),
+            daemon=True,
         )
-        for name, onednn in (("tf-native", False), ("tf-onednn", True)):
-            thread = threading.Thread(
-                target=_run_oracle,
-                args=(name, tf_cases, onednn, progress, oracle_results),
-                daemon=True,
-            )
-            thread.start()
-            threads.append(thread)
+        thread.start()
+        threads.append(thread)
 
-    ours_results = []
+    ours_results: dict[str, list[dict[str, Any]]] = {key: [] for key in ours_keys}
     references = []
-    for k, ((config, dtype), args) in enumerate(zip(pairs, args_list, strict=True)):
+    for k, ((config, _), args) in enumerate(zip(pairs, args_list, strict=True)):
         ref = _run_reference(config, args)
         ref_undilated = None
         if config.op != "Conv2DBackpropFilter" and config.dilations != (1, 1):
@@ -555,47 +871,42 @@ def run_grid(
             except ValueError:
                 pass
         references.append((ref, ref_undilated))
-        ours_results.append(_ours(config, args, dtype, mode))
-        progress.update("ours", k + 1)
-    progress.update("ours", len(pairs), force=True)
+        for key in ours_keys:
+            device = "gpu" if key == "ours_gpu" else "cpu"
+            ours_results[key].append(_run_ours(dict(cases[k], device=device)))
+            bar.update(names[key], k + 1)
     for thread in threads:
         thread.join()
-    for name in ("tf-native", "tf-onednn"):
-        if isinstance(oracle_results.get(name), Exception):
+    bar.finish()
+    for key in workers:
+        if isinstance(oracle_results.get(names[key]), Exception):
             print(
-                f"crosscheck: warning: the {name} oracle failed: {oracle_results[name]}",
+                f"crosscheck: warning: {names[key]} failed: {oracle_results[names[key]]}",
                 file=sys.stderr,
             )
 
     rows = []
     for k, (config, dtype) in enumerate(pairs):
         ref, ref_undilated = references[k]
-        tol = TOLERANCES[dtype]
-        ours = ours_results[k]
-        ours_entry: dict[str, Any]
-        if ours["ok"]:
-            err = relative_error(ours["value"], ref)
-            ours_entry = {"status": "ok" if err <= tol else "wrong", "err": err}
-        else:
-            ours_entry = {
-                "status": "refuses: " + ours["error_class"].removesuffix("Error"),
-                "err": None,
-                "message": _first_line(ours["message"]),
-            }
-        ours_value = ours["value"] if ours["ok"] else None
         row = {
             "op": config.op,
             "config": str(config),
             "dtype": dtype,
-            "tolerance": tol,
-            "ours": ours_entry,
-            "pass": ours_entry["status"] == "ok",
+            "tolerance": TOLERANCES[dtype],
         }
-        for key, name in (("tf_native", "tf-native"), ("tf_onednn", "tf-onednn")):
-            result = oracle_results.get(name)
+        for key in ours_keys:
+            entry = _entry(ours_results[key][k], ref, dtype)
+            if entry["status"] == "wrong" and entry["err"] is not None and math.isinf(entry["err"]):
+                entry["message"] = "non-finite values or a wrong shape"
+            row[key] = entry
+        row["pass"] = all(row[key]["status"] == "ok" for key in ours_keys)
+        first = ours_results["ours"][k]
+        ours_value = first["value"] if first.get("ok") else None
+        for key in workers:
+            result = oracle_results.get(names[key])
             if isinstance(result, list):
                 result = result[k]
-            row[key] = _tf_entry(result, ref, ref_undilated, ours_value, tol)
+            row[key] = _entry(result, ref, dtype, ref_undilated, ours_value)
         rows.append(row)
     return rows
 
@@ -612,70 +923,149 @@ def _fmt_err(value: float | None) -> str:
     return f"{value:.1e}"
 
 
-def _kernel_tag(kernel: str | None) -> str:
+def _fmt_ulp(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if math.isinf(value):
+        return "inf"
+    return f"{value:.0f}" if value < 1e6 else f"{value:.1e}"
+
+
+def _kernel_tag(entry: dict[str, Any]) -> str:
+    kernel = entry.get("kernel")
     if not kernel:
         return ""
-    return " [mkl]" if kernel.startswith("_Mkl") else " [native]"
+    if kernel.startswith("ConvGrad>"):  # ours: tagged only when it ran on a GPU
+        return " [gpu]" if "(GPU)" in kernel else ""
+    tag = "gpu" if "(GPU)" in kernel else "mkl" if kernel.startswith("_Mkl") else "native"
+    return f" [{tag}{'?' if entry.get('kernel_source') == 'predicted' else ''}]"
+
+
+def _cell(entry: dict[str, Any], ours: bool) -> str:
+    status = entry["status"]
+    if ours:
+        status = "PASS" if status == "ok" else "FAIL"
+    if entry["err"] is None:
+        if ours:
+            return f"FAIL {entry['status']}"
+        return status + _kernel_tag(entry)
+    det = {True: " det", False: " NONDET", None: ""}[entry["deterministic"]]
+    return f"{status} {_fmt_err(entry['err'])} {_fmt_ulp(entry['ulp'])}u{det}" + _kernel_tag(entry)
+
+
+def _impls(rows: Sequence[dict[str, Any]]) -> list[str]:
+    return [key for key in IMPLEMENTATIONS if rows and key in rows[0]]
+
+
+def _align(lines: list[list[str]]) -> list[str]:
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    text = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
+            for line in lines]  # fmt: skip
+    text.insert(1, "-" * max(len(t) for t in text))
+    return text
 
 
 def format_table(rows: Sequence[dict[str, Any]], with_tf: bool = True) -> str:
-    """Formats rows from :func:`run_grid` as an aligned text table.
+    """Formats rows from :func:`run_grid` as an aligned text table, one line per case.
+
+    Each implementation's cell reads ``<result> <rel err> <ulp>u <det|NONDET> [kernel]``.
 
     Args:
         rows: The rows.
-        with_tf: Include the TF oracle columns.
+        with_tf: Kept for compatibility; the TF columns are those present in the rows.
 
     Returns:
         The table, header and rule included.
     """
-    header = ["op", "configuration", "dtype", "ours err", "result"]
-    if with_tf:
-        header += ["native err", "TF native", "ours~nat", "oneDNN err", "TF oneDNN", "ours~dnn"]
-    lines = [header]
+    impls = _impls(rows) if with_tf else [i for i in _impls(rows) if i.startswith("ours")]
+    lines = [["op", "configuration", "dtype"] + [IMPLEMENTATIONS[i] for i in impls]]
     for row in rows:
-        line = [
-            _OP_SHORT[row["op"]],
-            row["config"],
-            _DTYPE_SHORT[row["dtype"]],
-            _fmt_err(row["ours"]["err"]),
-            "PASS" if row["pass"] else "FAIL" + ("" if row["ours"]["err"] is not None else "*"),
-        ]
-        if with_tf:
-            native, onednn = row["tf_native"], row["tf_onednn"]
-            line += [
-                _fmt_err(native["err"]),
-                native["status"],
-                _fmt_err(native["ours_diff"]),
-                _fmt_err(onednn["err"]),
-                onednn["status"] + _kernel_tag(onednn["kernel"]),
-                _fmt_err(onednn["ours_diff"]),
-            ]
+        line = [_OP_SHORT[row["op"]], row["config"], _DTYPE_SHORT[row["dtype"]]]
+        line += [_cell(row[i], i.startswith("ours")) for i in impls]
         lines.append(line)
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
-            for line in lines]  # fmt: skip
-    text.insert(1, "-" * len(text[0]))
-    return "\n".join(text)
+    return "\n".join(_align(lines))
+
+
+def _stats(entries: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    measured = [e for e in entries if e["err"] is not None]
+
+    def largest(key: str) -> float | None:
+        values = [e[key] for e in measured if e[key] is not None]
+        return max(values) if values else None
+
+    kernels = Counter(
+        e["kernel"] + ("?" if e.get("kernel_source") == "predicted" else "")
+        for e in entries
+        if e.get("kernel")
+    )
+    return {
+        "cases": len(entries),
+        "statuses": dict(Counter(_category(e["status"]) for e in entries)),
+        "max_abs_err": largest("abs_err"),
+        "max_err": largest("err"),
+        "max_ulp": largest("ulp"),
+        "nondeterministic": sum(e["deterministic"] is False for e in entries),
+        "kernels": dict(kernels),
+    }
 
 
 def summarize(rows: Sequence[dict[str, Any]], with_tf: bool = True) -> dict[str, Any]:
-    """Counts the cases, our failures and each TF oracle's statuses.
+    """Counts the cases and our failures; statistics per implementation and dtype.
 
     Args:
         rows: The rows from :func:`run_grid`.
-        with_tf: Count the TF statuses too.
+        with_tf: Include the TF implementations.
 
     Returns:
-        ``{"cases": int, "failures": int, "tf_native": {status: count}, "tf_onednn": {...}}``.
+        ``{"cases", "failures", "implementations": {impl: {"cases", "statuses", "max_abs_err",
+        "max_err", "max_ulp", "nondeterministic", "kernels", "by_dtype": {dtype: {...}}}}}``.
     """
     failures = [row for row in rows if not row["pass"]]
     summary: dict[str, Any] = {"cases": len(rows), "failures": len(failures)}
-    if with_tf:
-        for key in ("tf_native", "tf_onednn"):
-            summary[key] = dict(
-                Counter(row[key]["status"].split(":")[0].split(" (")[0] for row in rows)
-            )
+    impls = _impls(rows) if with_tf else [i for i in _impls(rows) if i.startswith("ours")]
+    summary["implementations"] = {}
+    for impl in impls:
+        stats = _stats([row[impl] for row in rows])
+        stats["by_dtype"] = {
+            dtype: _stats([row[impl] for row in rows if row["dtype"] == dtype])
+            for dtype in DTYPES
+            if any(row["dtype"] == dtype for row in rows)
+        }
+        summary["implementations"][impl] = stats
     return summary
+
+
+_COUNTED = ("ok", "wrong", "ignores dilation", "refuses", "crashed")
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The per-implementation, per-dtype summary table and the kernels TF ran."""
+    header = ["implementation", "dtype", "cases", "ok", "wrong", "ign.dil", "refuses", "crashed",
+              "other", "max abs", "max rel", "max ulp", "nondet"]  # fmt: skip
+    lines = [header]
+    for impl, stats in summary["implementations"].items():
+        for dtype, s in stats["by_dtype"].items():
+            counts = s["statuses"]
+            other = s["cases"] - sum(counts.get(c, 0) for c in _COUNTED)
+            lines.append(
+                [IMPLEMENTATIONS[impl], _DTYPE_SHORT[dtype], str(s["cases"])]
+                + [str(counts.get(c, 0)) for c in _COUNTED]
+                + [str(other), _fmt_err(s["max_abs_err"]), _fmt_err(s["max_err"]),
+                   _fmt_ulp(s["max_ulp"]), str(s["nondeterministic"])]
+            )  # fmt: skip
+    text = _align(lines)
+    text.append("")
+    text.append("Kernels that ran, with the number of cases (observed in the run metadata;")
+    text.append("? = predicted from TF's rewrite rules where the metadata did not show the op):")
+    width = max(len(IMPLEMENTATIONS[i]) for i in summary["implementations"]) + 1
+    for impl, stats in summary["implementations"].items():
+        label = (IMPLEMENTATIONS[impl] + ":").ljust(width)
+        kernels = sorted(stats["kernels"].items()) or [("-", 0)]
+        for k, (kernel, count) in enumerate(kernels):
+            text.append(
+                f"  {label if k == 0 else ' ' * width} {kernel}" + (f" x{count}" if count else "")
+            )
+    return "\n".join(text)
 
 
 def summary_line(summary: dict[str, Any]) -> str:
@@ -699,17 +1089,25 @@ def _jsonable(value: Any) -> Any:
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
     return value
 
 
 _LEGEND = """\
-err = max|x - ref| / max|ref| against the float64 reference computed on the same dtype-rounded
-inputs (inf: non-finite values or a wrong shape). Ours must be within
-{tols}.
-TF native (TF_ENABLE_ONEDNN_OPTS=0) and TF oneDNN (=1) are reported, never failed on: ok (within
-the same tolerance), wrong (above it), ignores dilation (equals the undilated answer), refuses:
-<error class>, crashed (<signal>). [mkl]/[native]: the kernel that ran. ours~nat, ours~dnn =
-max|ours - tf| / max|ref|. FAIL* = our op raised an error."""
+Each cell: <result> <rel err> <ulp>u <det> [kernel], against a float64 reference computed on the
+same dtype-rounded inputs.
+  rel err = max|x - ref| / max|ref| (inf: non-finite values or a wrong shape);
+  ulp     = largest distance to the reference rounded to the dtype, in units in the last place
+            (0 = correctly rounded; elements that cancel to near zero have large distances at
+            tiny absolute error; for f64 the reference has a few ulp of its own);
+  det     = {repeats} runs bitwise identical, NONDET = not (nothing when run once).
+Ours must be within: {tols} (PASS / FAIL).
+TF's results are reported, never failed on: ok (within the same tolerance), wrong, ignores
+dilation (equals the undilated answer), refuses: <error class>, crashed (<signal>).
+[native] / [mkl] / [gpu]: the kernel TF ran (full names below the summary and in --json);
+? = predicted from TF's rewrite rules where the run metadata did not show the op.
+Max abs errors are in the summary."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -722,83 +1120,189 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     Args:
         parser: The (sub)command parser.
     """
-    parser.add_argument("--quick", action="store_true", help="run the smaller grid")
-    parser.add_argument("--json", action="store_true", help="print JSON results instead of a table")
-    parser.add_argument(
-        "--op",
-        action="append",
-        choices=sorted(_OP_SHORT.values()),
+    grid = parser.add_argument_group("what to run")
+    grid.add_argument(
+        "--tier", choices=TIERS, default=None,
+        help="built-in grid: quick (~30 configurations per op), default (~90), full (default + "
+        "layer-sized problems)",
+    )  # fmt: skip
+    grid.add_argument("--quick", action="store_true", help="same as --tier quick")
+    grid.add_argument(
+        "--configs", metavar="FILE.json",
+        help="configurations from a JSON file instead of a built-in tier (see --list --json "
+        "for the format)",
+    )  # fmt: skip
+    grid.add_argument(
+        "--op", action="append", choices=sorted(_OP_SHORT.values()),
         help="only this op (CBF, DBF, DBI); repeatable",
-    )
-    parser.add_argument(
-        "--dtype",
-        action="append",
-        choices=[_DTYPE_SHORT[d] for d in DTYPES],
+    )  # fmt: skip
+    grid.add_argument(
+        "--dtype", action="append", choices=[_DTYPE_SHORT[d] for d in DTYPES],
         help="only this dtype; repeatable",
-    )
-    parser.add_argument("--only", help="only configurations containing this substring")
-    parser.add_argument(
+    )  # fmt: skip
+    grid.add_argument(
+        "--format", action="append", choices=("NHWC", "NCHW"), dest="formats",
+        help="run every configuration in this data format; repeatable (default: the format "
+        "each configuration lists)",
+    )  # fmt: skip
+    grid.add_argument("--only", help="only configurations containing this substring")
+    grid.add_argument(
+        "--list", action="store_true",
+        help="print the selected configurations (with --json: in the --configs format) and exit",
+    )  # fmt: skip
+    how = parser.add_argument_group("how to run")
+    how.add_argument(
+        "--device", action="append", choices=("cpu", "gpu"), dest="devices",
+        help="where the kernels run: cpu (ours, TF native, TF oneDNN) and/or gpu (ours placed "
+        "on the GPU, TF's GPU kernels); repeatable (default: cpu, plus gpu when TensorFlow "
+        "sees one). Ours always run on the CPU too",
+    )  # fmt: skip
+    how.add_argument("--no-tf", action="store_true", help="run only ours (no TF workers)")
+    how.add_argument(
         "--mode", choices=("eager", "function"), default="eager", help="how to call the ops"
     )
-    parser.add_argument("--no-tf", action="store_true", help="skip the two TF oracles")
+    how.add_argument(
+        "--repeats", type=int, default=2,
+        help="runs per implementation and case for the determinism check (default 2; 1 = off)",
+    )  # fmt: skip
+    how.add_argument(
+        "--timeout", type=float, default=900, help="seconds allowed to each TF worker (900)"
+    )
+    how.add_argument(
+        "--no-tf32", action="store_true",
+        help="turn TensorFloat-32 off for TF's float32 GPU kernels (TF enables it by default)",
+    )  # fmt: skip
+    out = parser.add_argument_group("output")
+    out.add_argument("--json", action="store_true", help="print JSON results instead of tables")
+    out.add_argument(
+        "--progress", choices=("auto", "bar", "lines", "off"), default="auto",
+        help="progress on stderr: a bar on a terminal, periodic lines otherwise (auto)",
+    )  # fmt: skip
+
+
+def _select(args: argparse.Namespace) -> list[Config]:
+    short_to_op = {v: k for k, v in _OP_SHORT.items()}
+    ops = [short_to_op[o] for o in args.op] if args.op else None
+    if args.configs:
+        configs = load_configs(args.configs)
+        if ops:
+            configs = [c for c in configs if c.op in ops]
+    else:
+        configs = build_grid(ops=ops, tier=args.tier or ("quick" if args.quick else "default"))
+    if args.formats:
+        seen: dict[str, Config] = {}
+        for config in configs:
+            for data_format in args.formats:
+                variant = config.with_format(data_format)
+                seen.setdefault(f"{variant.op}|{variant}", variant)
+        configs = list(seen.values())
+    if args.only:
+        configs = [c for c in configs if args.only in str(c)]
+    return configs
 
 
 def run(args: argparse.Namespace) -> int:
-    """Runs the crosscheck for parsed ``args``, printing the table (or JSON) on stdout.
+    """Runs the crosscheck for parsed ``args``, printing the tables (or JSON) on stdout.
 
     Args:
         args: Parsed by a parser set up with :func:`add_arguments`.
 
     Returns:
-        The exit code: 0 if every case passes, 1 if any fails, 2 if nothing could run (no
-        configuration selected, or our op library cannot be loaded).
+        The exit code: 0 if every case passes, 1 if any fails, 2 if nothing could run (bad
+        arguments or configuration file, no configuration selected, GPU requested but absent,
+        or our op library cannot be loaded).
     """
     started = time.monotonic()
-    short_to_op = {v: k for k, v in _OP_SHORT.items()}
     short_to_dtype = {v: k for k, v in _DTYPE_SHORT.items()}
-    ops = [short_to_op[o] for o in args.op] if args.op else None
     dtypes = [short_to_dtype[d] for d in args.dtype] if args.dtype else list(DTYPES)
-    configs = build_grid(quick=args.quick, ops=ops)
-    if args.only:
-        configs = [c for c in configs if args.only in str(c)]
+    if (args.tier or args.quick) and args.configs:
+        print("crosscheck: --tier/--quick and --configs exclude each other", file=sys.stderr)
+        return 2
+    if args.quick and args.tier not in (None, "quick"):
+        print(f"crosscheck: --quick contradicts --tier {args.tier}", file=sys.stderr)
+        return 2
+    if args.repeats < 1:
+        print("crosscheck: --repeats must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        configs = _select(args)
+    except ValueError as error:
+        print(f"crosscheck: {error}", file=sys.stderr)
+        return 2
     if not configs:
         print("crosscheck: no configuration selected", file=sys.stderr)
         return 2
+    if args.list:
+        if args.json:
+            print(json.dumps({"configs": [c.to_json() for c in configs]}, indent=1))
+        else:
+            print("\n".join(f"{_OP_SHORT[c.op]}  {c}" for c in configs))
+        return 0
+
     with_tf = not args.no_tf
+    try:
+        has_gpu = gpu_available()
+    except ImportError as error:
+        print(f"crosscheck: cannot import TensorFlow: {error}", file=sys.stderr)
+        return 2
+    devices = args.devices or (["cpu", "gpu"] if has_gpu else ["cpu"])
+    if "gpu" in devices and not has_gpu:
+        print("crosscheck: --device gpu, but TensorFlow sees no GPU", file=sys.stderr)
+        return 2
+    impls = ["ours"] + (["ours GPU"] if "gpu" in devices else [])
+    if with_tf:
+        impls += ["TF native", "TF oneDNN"] if "cpu" in devices else []
+        impls += ["TF GPU"] if "gpu" in devices else []
     print(
         f"crosscheck: {len(configs)} configurations x {len(dtypes)} dtypes = "
-        f"{len(configs) * len(dtypes)} cases ({args.mode})",
+        f"{len(configs) * len(dtypes)} cases ({args.mode}, {args.repeats} run(s) each); "
+        f"implementations: {', '.join(impls)}"
+        + ("; TF runs in worker processes" if with_tf else ""),
         file=sys.stderr,
         flush=True,
     )
     try:
-        rows = run_grid(configs, dtypes, mode=args.mode, with_tf=with_tf)
+        rows = run_grid(
+            configs, dtypes, mode=args.mode, with_tf=with_tf, devices=devices,
+            repeats=args.repeats, progress=args.progress, timeout=args.timeout,
+            tf32=not args.no_tf32,
+        )  # fmt: skip
     except ImportError as error:
         print(f"crosscheck: cannot load tf_convgrad's op library: {error}", file=sys.stderr)
         return 2
     summary = summarize(rows, with_tf)
     summary["seconds"] = round(time.monotonic() - started, 1)
     line = summary_line(summary)
+    failures = [row for row in rows if not row["pass"]]
     if args.json:
-        payload = {"summary": summary, "tolerances": TOLERANCES, "results": rows}
+        settings = {
+            "mode": args.mode, "repeats": args.repeats, "devices": devices, "tf": with_tf,
+            "dtypes": dtypes, "tf32": not args.no_tf32,
+        }  # fmt: skip
+        payload = {"summary": summary, "settings": settings, "tolerances": TOLERANCES,
+                   "results": rows}  # fmt: skip
         print(json.dumps(_jsonable(payload), indent=1))
         print(line, file=sys.stderr)
     else:
         tols = ", ".join(f"{_DTYPE_SHORT[d]} {t:g}" for d, t in TOLERANCES.items())
-        print(_LEGEND.format(tols=tols))
+        print(_LEGEND.format(tols=tols, repeats=args.repeats))
         print()
         print(format_table(rows, with_tf))
         print()
-        if with_tf:
-            for key, name in (("tf_native", "TF native"), ("tf_onednn", "TF oneDNN")):
-                counts = ", ".join(f"{n} {status}" for status, n in sorted(summary[key].items()))
-                print(f"{name}: {counts}")
-        failures = [row for row in rows if not row["pass"]]
+        print(format_summary(summary))
+        print()
         for row in failures:
-            detail = row["ours"].get("message") or f"err {_fmt_err(row['ours']['err'])}"
-            print(f"FAIL {_OP_SHORT[row['op']]} {row['config']} {row['dtype']}: {detail}")
+            for key in ("ours", "ours_gpu"):
+                entry = row.get(key)
+                if entry is None or entry["status"] == "ok":
+                    continue
+                detail = entry.get("message") or f"rel err {_fmt_err(entry['err'])}"
+                where = "" if key == "ours" else " (GPU)"
+                print(
+                    f"FAIL{where} {_OP_SHORT[row['op']]} {row['config']} {row['dtype']}: {detail}"
+                )
         print(f"{line} ({summary['seconds']} s)")
-    return 0 if summary["failures"] == 0 else 1
+    return 0 if not failures else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,167 +1,105 @@
 """Gradient registrations for the three ops, with the structure of TF's nn_grad.py.
 
-* Conv2DBackpropFilter(x, sizes, dy):       dx = Conv2DBackpropInput(shape(x), g, dy),
-                                            d(dy) = Conv2D(x, g)
-                                            (TF's kernels for NHWC, undilated, ungrouped cases;
-                                            otherwise conv2d_forward below and its adjoint)
-* DepthwiseBackpropFilter(x, sizes, dy):    dx = DepthwiseBackpropInput(shape(x), g, dy),
-                                            d(dy) = depthwise_conv2d(x, g)
-* DepthwiseBackpropInput(sizes, f, dy):     df = DepthwiseBackpropFilter(g, shape(f), dy),
-                                            d(dy) = depthwise_conv2d(g, f)
-all with the op's own attributes. The depthwise gradients use our own ops and a forward
-depthwise convolution that honours dilations, unequal strides, explicit padding and NCHW
-(TF's raw DepthwiseConv2dNative refuses dilations, unequal strides and NCHW on CPU).
+* Conv2DBackpropFilter(x, sizes, dy):    dx = conv2d_backprop_input(shape(x), g, dy),
+                                         d(dy) = conv2d(x, g)
+* DepthwiseBackpropFilter(x, sizes, dy): dx = DepthwiseBackpropInput(shape(x), g, dy),
+                                         d(dy) = depthwise_conv2d(x, g)
+* DepthwiseBackpropInput(sizes, f, dy):  df = DepthwiseBackpropFilter(g, shape(f), dy),
+                                         d(dy) = depthwise_conv2d(g, f)
+
+all with the op's own attributes (TF's nn_grad.py, tf_semantics.md §9). ``conv2d``,
+``conv2d_backprop_input`` and ``depthwise_conv2d`` are the differentiable blocks of
+:mod:`tf_convgrad.nn`: they honour NCHW, dilations (with strides), unequal strides, explicit
+padding and groups on CPU, where TF's own second-order path refuses or ignores them, and their
+gradients call our ops again, so gradients of every order work.
+
+Graph-mode safety: a gradient is built at trace time, before any kernel has validated the op.
+When the op's attributes or static shapes are invalid (for example a zero stride), the op fails
+at run time with its own InvalidArgumentError, as it does eagerly. The gradient then builds no
+convolution at all (a zero stride must never reach TF's Conv2D or Grappler's cost model, which
+divide by it): it returns zeros that depend on the op's output and on an assertion naming the
+problem and on the op's output, so running the gradient raises the op's own error.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import tensorflow as tf
 
-from . import ops
+from . import nn, ops
+
+# Kept importable from here for existing callers.
+from .nn import conv2d_backprop_input, conv2d_forward, depthwise_conv2d_forward
+
+__all__ = ["conv2d_backprop_input", "conv2d_forward", "depthwise_conv2d_forward"]
 
 
-def _attrs(op, with_cudnn=False):
-    attrs = {
+def _attrs(op) -> dict[str, Any]:
+    return {
         "strides": list(op.get_attr("strides")),
         "padding": op.get_attr("padding").decode(),
         "explicit_paddings": list(op.get_attr("explicit_paddings")),
         "data_format": op.get_attr("data_format").decode(),
         "dilations": list(op.get_attr("dilations")),
     }
-    if with_cudnn:
-        attrs["use_cudnn_on_gpu"] = op.get_attr("use_cudnn_on_gpu")
-    return attrs
 
 
-def _same_pads(size, k, stride, dilation):
-    eff = (k - 1) * dilation + 1
-    out = (size + stride - 1) // stride
-    needed = tf.maximum(0, (out - 1) * stride + eff - size)
-    return needed // 2, needed - needed // 2
+def _attr_problem(attrs: dict[str, Any]) -> str | None:
+    """What makes the attributes invalid for our ops (and for the gradient's building blocks)."""
+    data_format = attrs["data_format"]
+    if data_format not in ("NHWC", "NCHW"):
+        return f"invalid data_format {data_format}"
+    n, c = (0, 3) if data_format == "NHWC" else (0, 1)
+    for name in ("strides", "dilations"):
+        values = attrs[name]
+        if len(values) != 4:
+            return f"{name} must have 4 values, got {values}"
+        if values[n] != 1 or values[c] != 1:
+            return f"{name} in the batch and depth dimensions must be 1, got {values}"
+        if min(values) < 1:
+            return f"{name} must be >= 1, got {values}"
+    explicit = attrs["explicit_paddings"]
+    if attrs["padding"] == "EXPLICIT":
+        if len(explicit) != 8 or min(explicit) < 0:
+            return f"explicit_paddings must be 8 values >= 0, got {explicit}"
+        if explicit[2 * n : 2 * n + 2] != [0, 0] or explicit[2 * c : 2 * c + 2] != [0, 0]:
+            return f"explicit padding in the batch or depth dimensions: {explicit}"
+    elif explicit:
+        return "explicit_paddings must be empty unless padding is EXPLICIT"
+    return None
 
 
-def _nhwc_padded(x, fshape, strides, padding, explicit_paddings, data_format, dilations):
-    """Moves x to NHWC and applies the op's padding explicitly.
-
-    Returns (padded x, (stride_h, stride_w), (dilation_h, dilation_w)).
-    """
-    nchw = data_format == "NCHW"
-    if nchw:
-        x = tf.transpose(x, [0, 2, 3, 1])
-    h, w = (2, 3) if nchw else (1, 2)
-    shape = tf.shape(x)
-    if padding == "EXPLICIT":
-        pads = [
-            (explicit_paddings[2 * h], explicit_paddings[2 * h + 1]),
-            (explicit_paddings[2 * w], explicit_paddings[2 * w + 1]),
-        ]
-    elif padding == "SAME":
-        pads = [
-            _same_pads(shape[1], fshape[0], strides[h], dilations[h]),
-            _same_pads(shape[2], fshape[1], strides[w], dilations[w]),
-        ]
-    else:
-        pads = [(0, 0), (0, 0)]
-    x = tf.pad(x, [[0, 0], list(pads[0]), list(pads[1]), [0, 0]])
-    return x, (strides[h], strides[w]), (dilations[h], dilations[w])
+def _deferred_error(op, problem: str, like: list) -> list:
+    """Zero gradients that run only after ``op`` and an assertion that names ``problem``."""
+    message = f"{op.type}: cannot differentiate ({problem}); the op's output sums to"
+    # A data input (not a control dependency, which Grappler may drop along with the constants
+    # it lands on) makes the assertion wait for the op, so the op's own error comes first.
+    total = tf.reduce_sum(op.outputs[0])
+    check = tf.debugging.Assert(False, [message, total])
+    with tf.control_dependencies([check]):
+        total = tf.identity(total)
+    return [None if t is None else tf.zeros_like(t) + tf.cast(total * 0, t.dtype) for t in like]
 
 
-def depthwise_conv2d_forward(
-    x, f, strides, padding, explicit_paddings=(), data_format="NHWC", dilations=(1, 1, 1, 1)
-):
-    """Forward depthwise convolution with every attribute the backprop ops accept.
-
-    Pads explicitly, runs a stride-1 (dilated) VALID depthwise convolution and subsamples
-    by the strides, so unequal strides and dilation with stride work on every device.
-    """
-    x, (sh, sw), (dh, dw) = _nhwc_padded(
-        x, tf.shape(f), strides, padding, explicit_paddings, data_format, dilations
-    )
-    if dh == 1 and dw == 1 and sh == sw:
-        y = tf.nn.depthwise_conv2d(x, f, strides=[1, sh, sw, 1], padding="VALID")
-    else:
-        y = tf.nn.depthwise_conv2d(x, f, strides=[1, 1, 1, 1], padding="VALID", dilations=[dh, dw])
-        y = y[:, ::sh, ::sw, :]
-    if data_format == "NCHW":
-        y = tf.transpose(y, [0, 3, 1, 2])
-    return y
-
-
-def conv2d_forward(
-    x, w, strides, padding, explicit_paddings=(), data_format="NHWC", dilations=(1, 1, 1, 1)
-):
-    """Forward (grouped) Conv2D with every attribute Conv2DBackpropFilter accepts.
-
-    One strided slice of the padded input per filter tap, contracted with that tap's
-    weights group by group (groups = input depth / w.shape[2]). Needs a static filter
-    height and width. Works for NCHW, dilations and groups on every device, where TF's
-    CPU Conv2D kernels refuse them.
-    """
-    kh, kw = int(w.shape[0]), int(w.shape[1])
-    x, (sh, sw), (dh, dw) = _nhwc_padded(
-        x, (kh, kw), strides, padding, explicit_paddings, data_format, dilations
-    )
-    shape, wshape = tf.shape(x), tf.shape(w)
-    cf, co = wshape[2], wshape[3]
-    groups = shape[3] // cf
-    oh = (shape[1] - ((kh - 1) * dh + 1)) // sh + 1
-    ow = (shape[2] - ((kw - 1) * dw + 1)) // sw + 1
-    y = tf.zeros(tf.stack([shape[0], oh, ow, groups, co // groups]), dtype=x.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            xs = x[
-                :,
-                i * dh : i * dh + (oh - 1) * sh + 1 : sh,
-                j * dw : j * dw + (ow - 1) * sw + 1 : sw,
-                :,
-            ]
-            xs = tf.reshape(xs, tf.stack([shape[0], oh, ow, groups, cf]))
-            wt = tf.reshape(w[i, j], tf.stack([cf, groups, co // groups]))
-            y += tf.einsum("bhwgc,cgo->bhwgo", xs, wt)
-    y = tf.reshape(y, tf.stack([shape[0], oh, ow, co]))
-    if data_format == "NCHW":
-        y = tf.transpose(y, [0, 3, 1, 2])
-    return y
-
-
-def conv2d_backprop_input(input_sizes, w, dy, **attrs):
-    """The adjoint of conv2d_forward in its input: d(input) for output gradient dy."""
-    x0 = tf.zeros(input_sizes, dtype=dy.dtype)
-    with tf.GradientTape() as tape:
-        tape.watch(x0)
-        y = conv2d_forward(x0, w, **attrs)
-    return tape.gradient(y, x0, output_gradients=dy)
-
-
-def _tf_cpu_conv_supports(x, grad, attrs):
-    """True when TF's own Conv2D / Conv2DBackpropInput handle the case on every device."""
-    in_depth = x.shape[-1] if attrs["data_format"] == "NHWC" else x.shape[1]
-    return (
-        attrs["data_format"] == "NHWC"
-        and all(d == 1 for d in attrs["dilations"])
-        and in_depth is not None
-        and grad.shape[2] is not None
-        and in_depth == grad.shape[2]
+def _problem(kind: str, input_shape, filter_shape, dy, attrs) -> str | None:
+    return _attr_problem(attrs) or nn.geometry_problem(
+        kind, input_shape, filter_shape, attrs, out_shape=dy.shape
     )
 
 
 @tf.RegisterGradient(ops.CONV2D_BACKPROP_FILTER)
 def _conv2d_backprop_filter_grad(op, grad):
-    attrs = _attrs(op, with_cudnn=True)
+    attrs = _attrs(op)
     x, dy = op.inputs[0], op.inputs[2]
-    if _tf_cpu_conv_supports(x, grad, attrs) or grad.shape[0] is None or grad.shape[1] is None:
-        return [
-            tf.raw_ops.Conv2DBackpropInput(
-                input_sizes=tf.shape(x), filter=grad, out_backprop=dy, **attrs
-            ),
-            None,
-            tf.raw_ops.Conv2D(input=x, filter=grad, **attrs),
-        ]
-    attrs.pop("use_cudnn_on_gpu")
+    problem = _problem("conv", x.shape, grad.shape, dy, attrs)
+    if problem:
+        return _deferred_error(op, problem, [x, None, dy])
+    nn.check_not_xla(f"the gradient of {op.type}", [op.type])
     return [
-        conv2d_backprop_input(tf.shape(x), grad, dy, **attrs),
+        nn.conv2d_backprop_input_block(tf.shape(x), grad, dy, attrs, x.shape),
         None,
-        conv2d_forward(x, grad, **attrs),
+        nn.conv2d_block(x, grad, attrs),
     ]
 
 
@@ -169,10 +107,14 @@ def _conv2d_backprop_filter_grad(op, grad):
 def _depthwise_backprop_filter_grad(op, grad):
     attrs = _attrs(op)
     x, dy = op.inputs[0], op.inputs[2]
+    problem = _problem("depthwise", x.shape, grad.shape, dy, attrs)
+    if problem:
+        return _deferred_error(op, problem, [x, None, dy])
+    nn.check_not_xla(f"the gradient of {op.type}", [op.type, ops.DEPTHWISE_BACKPROP_INPUT])
     return [
         ops.depthwise_conv2d_native_backprop_input(tf.shape(x), grad, dy, **attrs),
         None,
-        depthwise_conv2d_forward(x, grad, **attrs),
+        nn.depthwise_conv2d_block(x, grad, attrs),
     ]
 
 
@@ -180,8 +122,12 @@ def _depthwise_backprop_filter_grad(op, grad):
 def _depthwise_backprop_input_grad(op, grad):
     attrs = _attrs(op)
     f, dy = op.inputs[1], op.inputs[2]
+    problem = _problem("depthwise", grad.shape, f.shape, dy, attrs)
+    if problem:
+        return _deferred_error(op, problem, [None, f, dy])
+    nn.check_not_xla(f"the gradient of {op.type}", [op.type, ops.DEPTHWISE_BACKPROP_FILTER])
     return [
         None,
         ops.depthwise_conv2d_native_backprop_filter(grad, tf.shape(f), dy, **attrs),
-        depthwise_conv2d_forward(grad, f, **attrs),
+        nn.depthwise_conv2d_block(grad, f, attrs),
     ]

@@ -15,11 +15,17 @@ so that the ``tf_convgrad`` package (whose ``__init__`` loads our op library) is
 and TF's own kernels are the only ones registered. Only with ``include_ours=True`` does the
 worker also import ``tf_convgrad`` and run our ops on the same tensors in the same process.
 
+Each case may also ask for ``"device": "gpu"`` (TF's GPU kernels; reported as unavailable when
+TensorFlow sees no GPU), ``"repeats": n`` (run n times; ``"deterministic"`` says whether all runs
+were bitwise identical) and ``"tf32": False`` (turn TensorFloat-32 off for the case, which TF
+enables by default for float32 on Ampere and newer GPUs).
+
 Kernel identification (the ``"kernel"`` key) is *observed*, not guessed: every call runs with
 ``context.enable_run_metadata()`` and the op type of the executed node is read from the
 partition graphs of the run metadata, in eager mode (each eager op runs as a one-node
 function) and in ``tf.function``. The native kernel is reported as ``"<Op> (native)"``, a oneDNN
-kernel by its op name, e.g. ``"_MklNativeConv2DBackpropFilter"``. When the op fails, the eager
+kernel by its op name, e.g. ``"_MklNativeConv2DBackpropFilter"``, a GPU kernel as
+``"<Op> (GPU)"``. When the op fails, the eager
 error text names the kernel (``__wrapped__<kernel>_device_...``); in ``tf.function`` the kernel is
 predicted from the rewrite rules of ``tf_semantics.md`` §2 (oneDNN on, float32 or bfloat16, not
 EXPLICIT -> ``_MklNative<Op>``) and ``"kernel_source"`` says ``"predicted"``.
@@ -109,7 +115,9 @@ def run_raw_ops(
             their dtype); ``"attrs"`` (the op's attributes as keyword arguments); ``"dtype"``
             (``"float16"``, ``"bfloat16"``, ``"float32"`` or ``"float64"``) and ``"mode"``
             (``"eager"``, or ``"function"`` for a ``tf.function`` with the ``T`` tensors as
-            arguments and the sizes as a constant).
+            arguments and the sizes as a constant); optionally ``"device"`` (``"cpu"``, the
+            default, or ``"gpu"``), ``"repeats"`` (runs per case, default 1) and ``"tf32"``
+            (default True: TF's own default).
         onednn: Value of ``TF_ENABLE_ONEDNN_OPTS`` for the worker.
         timeout: Wall-clock budget in seconds for all the cases together, worker restarts
             included.
@@ -120,14 +128,17 @@ def run_raw_ops(
     Returns:
         One dict per case, in order, one of:
 
-        * ``{"ok": True, "value": float64 ndarray, "kernel": str, "kernel_source": "observed"}``;
+        * ``{"ok": True, "value": float64 ndarray, "kernel": str, "kernel_source": "observed",
+          "deterministic": bool, "repeats": int}`` (``value`` is the first run);
         * ``{"ok": False, "error_class": "InvalidArgumentError", "message": str, "kernel": str,
           "kernel_source": "observed" | "predicted"}`` (any exception class: ``ValueError`` and
           ``TypeError`` come from graph construction in ``"function"`` mode);
         * ``{"ok": False, "crashed": True, "returncode": int, "message": <log tail>}`` when the
           case killed the worker (a negative return code is the signal number);
         * ``{"ok": False, "timed_out": True, "returncode": int | None, "message": str}`` when the
-          budget ran out before or while the case ran.
+          budget ran out before or while the case ran;
+        * ``{"ok": False, "unavailable": True, "message": str}`` for a GPU case when TF sees no
+          GPU.
 
         With ``include_ours``, ``"ours"`` holds a dict of the same form for our op.
 
@@ -212,6 +223,10 @@ def _check_case(index: int, case: dict[str, Any]) -> None:
         raise ValueError(f"case {index}: dtype must be one of {_DTYPES}, got {case.get('dtype')!r}")
     if case.get("mode", "eager") not in _MODES:
         raise ValueError(f"case {index}: mode must be one of {_MODES}, got {case.get('mode')!r}")
+    if case.get("device", "cpu") not in ("cpu", "gpu"):
+        raise ValueError(f"case {index}: device must be 'cpu' or 'gpu', got {case.get('device')!r}")
+    if not isinstance(case.get("repeats", 1), int) or case.get("repeats", 1) < 1:
+        raise ValueError(f"case {index}: repeats must be an integer >= 1")
     if not isinstance(case.get("args"), dict) or not isinstance(case.get("attrs", {}), dict):
         raise ValueError(f"case {index}: 'args' and 'attrs' must be dicts")
 
@@ -337,10 +352,23 @@ def _run_task(tf: Any, ours: Any, task: dict[str, Any]) -> dict[str, Any]:
         def call() -> Any:
             return fn(**tensors, **sizes_t, **attrs)
 
+    device = task.get("device", "cpu")
+    if device == "gpu" and not tf.config.list_physical_devices("GPU"):
+        return {"ok": False, "unavailable": True, "message": "TensorFlow sees no GPU"}
+    if device == "gpu":
+        tf.config.experimental.enable_tensor_float_32_execution(task.get("tf32", True))
+    repeats = int(task.get("repeats", 1))
     ctx = context.context()
     ctx.enable_run_metadata()
+    values = []
     try:
-        value = call().numpy().astype(np.float64)
+        for _ in range(repeats):
+            if device == "gpu":
+                with tf.device("/GPU:0"):
+                    output = call()
+            else:
+                output = call()
+            values.append(output.numpy())
     except Exception as error:  # every failure is a result to report
         message = getattr(error, "message", None) or str(error)
         kernel, source = _kernel_from_message(message), "observed"
@@ -360,12 +388,26 @@ def _run_task(tf: Any, ours: Any, task: dict[str, Any]) -> dict[str, Any]:
     kernel, source = _kernel_from_metadata(metadata, op, task["impl"]), "observed"
     if kernel is None:
         kernel, source = _predict(task), "predicted"
-    return {"ok": True, "value": value, "kernel": kernel, "kernel_source": source}
+    first = np.ascontiguousarray(values[0])
+    deterministic = all(
+        v.shape == first.shape and np.ascontiguousarray(v).tobytes() == first.tobytes()
+        for v in values[1:]
+    )
+    return {
+        "ok": True,
+        "value": first.astype(np.float64),
+        "kernel": kernel,
+        "kernel_source": source,
+        "deterministic": deterministic,
+        "repeats": repeats,
+    }
 
 
 def _predict(task: dict[str, Any]) -> str:
     if task["impl"] == "ours":
-        return f"ours ({OURS_FUNCTIONS[task['op']]})"
+        return "ConvGrad>" + task["op"]
+    if task.get("device", "cpu") == "gpu":
+        return f"{task['op']} (GPU)"
     onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") not in ("0", "false", "False")
     return predicted_kernel(
         task["op"], task["dtype"], task.get("attrs", {}).get("padding", ""), onednn
@@ -382,10 +424,15 @@ def _kernel_from_metadata(metadata: Any, op: str, impl: str) -> str | None:
     for graph in metadata.partition_graphs:
         for node in graph.node:
             if node.op.endswith(op):
-                found = node.op
+                found = node
     if found is None:
         return None
-    return found if impl == "ours" else _kernel_name(op, found)
+    on_gpu = "GPU" in found.device.upper()
+    if impl == "ours":
+        return found.op + (" (GPU)" if on_gpu else "")
+    if on_gpu:
+        return f"{found.op} (GPU)"
+    return _kernel_name(op, found.op)
 
 
 def _kernel_from_message(message: str) -> str | None:
