@@ -88,7 +88,6 @@ bool Conv2DBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* out
     Scratch<A> dyc(direct_dy ? 1 : chunk * Cout);
     if (!col.ok() || !dyc.ok()) return false;
     const Layout4 xl{g.in_rows, g.in_cols, C, g.nchw};
-    const Layout4 dl{g.out_rows, g.out_cols, Cout, g.nchw};
     const int64_t out_hw = g.out_rows * g.out_cols;
     const std::vector<Tile> tiles = MakeTiles(G, Kg, Cg);
 

@@ -1,0 +1,12 @@
+// GPU kernels for __nv_bfloat16 (instantiation only; see conv_backprop_gpu_impl.cu.h).
+#include "tf_ops/cc/kernels/gpu/conv_backprop_gpu_impl.cu.h"
+
+namespace tf_convgrad {
+namespace gpu {
+namespace internal {
+
+TF_CONVGRAD_INSTANTIATE_GPU_TYPE(__nv_bfloat16)
+
+}  // namespace internal
+}  // namespace gpu
+}  // namespace tf_convgrad
