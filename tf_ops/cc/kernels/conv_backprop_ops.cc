@@ -1,6 +1,9 @@
 // CPU OpKernels for the three ops: a thin adapter from TensorFlow tensors to
 // the TF-free compute cores in cpu/. Validation lives in conv_backprop_common.
+#include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/register_types.h"
@@ -45,6 +48,52 @@ absl::Status AllocateOutput(OpKernelContext* ctx, const ConvBackpropAttrs& attrs
   return ctx->allocate_output(0, shape, out);
 }
 
+// Debug switch TF_CONVGRAD_POISON_OUTPUTS, read once per process: "1" fills
+// every freshly allocated output with a NaN pattern before the core runs, so
+// an element the core forgets to write shows up as NaN (tests/test_poison.py).
+// "selftest" also skips the computation, so that test can prove the poison
+// reaches Python. Unset or anything else: off.
+enum class PoisonMode { kOff, kPoison, kSelfTest };
+
+PoisonMode GetPoisonMode() {
+  static const PoisonMode mode = [] {
+    const char* v = std::getenv("TF_CONVGRAD_POISON_OUTPUTS");
+    if (v == nullptr) return PoisonMode::kOff;
+    if (std::strcmp(v, "1") == 0) return PoisonMode::kPoison;
+    if (std::strcmp(v, "selftest") == 0) return PoisonMode::kSelfTest;
+    return PoisonMode::kOff;
+  }();
+  return mode;
+}
+
+// Signalling-NaN bit patterns (quiet bit clear, payload non-zero).
+template <typename T>
+struct PoisonBits;
+template <>
+struct PoisonBits<float> {
+  static constexpr uint32_t kValue = 0x7FA5A5A5u;
+};
+template <>
+struct PoisonBits<double> {
+  static constexpr uint64_t kValue = 0x7FF4A5A5A5A5A5A5ull;
+};
+template <>
+struct PoisonBits<Eigen::half> {
+  static constexpr uint16_t kValue = 0x7D55u;
+};
+template <>
+struct PoisonBits<bfloat16> {
+  static constexpr uint16_t kValue = 0x7FA5u;
+};
+
+template <typename T>
+void FillPoison(T* out, int64_t n) {
+  static_assert(sizeof(PoisonBits<T>::kValue) == sizeof(T), "poison pattern size");
+  T value;
+  std::memcpy(&value, &PoisonBits<T>::kValue, sizeof(T));
+  std::fill(out, out + n, value);
+}
+
 template <typename T>
 class ConvBackpropOp : public OpKernel {
  public:
@@ -69,6 +118,10 @@ class ConvBackpropOp : public OpKernel {
     OP_REQUIRES_OK(ctx, AllocateOutput<T>(ctx, attrs_, sized, &output));
     if (output->NumElements() == 0) return;
     T* out = output->flat<T>().data();
+    if (GetPoisonMode() != PoisonMode::kOff) {
+      FillPoison(out, output->NumElements());
+      if (GetPoisonMode() == PoisonMode::kSelfTest) return;
+    }
     if (out_backprop.NumElements() == 0 || data.NumElements() == 0) {
       // Nothing contributes: the gradient is exactly zero.
       std::fill(out, out + output->NumElements(), T(0));

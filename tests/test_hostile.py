@@ -1,0 +1,140 @@
+"""The hostile-input corpus (``hostile_cases.py``) against our ops: never a signal, always the
+right error class, the right zeros, or the right values.
+
+Every case runs eagerly, in a ``tf.function`` with all inputs as arguments, and in a
+``tf.function`` with a constant sizes tensor (the shape function sees it), each in a crash-isolated
+worker process (see ``hostile_cases`` for why workers, not one process per case). TF's own
+behaviour on the same corpus (native kernels and oneDNN) is recorded by
+``scripts/hostile_table.py`` in ``docs/HOSTILE.md``; this module only judges ours, so it never
+runs TF's kernels on inputs that kill them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import hostile_cases
+from hostile_cases import MODES
+
+import configs
+import helpers
+import reference
+
+CASES = hostile_cases.corpus()
+REFERENCE = {
+    "cbf": reference.conv2d_backprop_filter_naive,
+    "dbf": reference.depthwise_backprop_filter_naive,
+    "dbi": reference.depthwise_backprop_input_naive,
+}
+
+
+@pytest.fixture(scope="module")
+def results() -> dict[str, dict]:
+    return hostile_cases.run(hostile_cases.runs_for(CASES, "ours"), workers=2)
+
+
+def _describe(result: dict | None) -> str:
+    if result is None:
+        return "no result"
+    where = f"[worker {result.get('worker')} pid {result.get('pid')}]"
+    if result.get("crashed") or result.get("timed_out"):
+        return f"{hostile_cases.outcome(result)} {where}: {result.get('message', '')[-1500:]}"
+    if not result["ok"]:
+        return f"{result['error_class']} {where}: {result['message'][:800]}"
+    return (
+        f"ok {where}: shape {result['shape']}, all_zero {result['all_zero']}, "
+        f"finite {result['finite']}"
+    )
+
+
+def _data(spec: dict) -> np.ndarray:
+    """The worker's data for one tensor (subprocess_worker._make_tensor), rounded to T."""
+    rng = np.random.default_rng(spec.get("seed", 0))
+    return helpers.round_to(rng.uniform(-1.0, 1.0, spec["shape"]), spec["dtype"])
+
+
+def _reference(case: hostile_cases.HostileCase) -> np.ndarray:
+    """float64 reference for a valid NHWC case."""
+    spec = case.spec
+    attrs = spec["attrs"]
+    assert attrs.get("data_format", "NHWC") == "NHWC", "value checks are written for NHWC"
+    (sizes,) = (s["value"] for s in spec["sizes"].values())
+    strides = tuple(attrs["strides"][1:3])
+    dilations = tuple(attrs.get("dilations", [1, 1, 1, 1])[1:3])
+    pads = attrs.get("explicit_paddings") or [0] * 8
+    explicit = ((pads[2], pads[3]), (pads[4], pads[5]))
+    first = _data(spec["tensors"]["filter" if case.op == "dbi" else "input"])
+    dy = _data(spec["tensors"]["out_backprop"])
+    input_shape = sizes if case.op == "dbi" else first.shape
+    filter_shape = first.shape if case.op == "dbi" else sizes
+    out_hw, pads_before = reference.conv_geometry(
+        input_shape[1:3], filter_shape[:2], strides, dilations, attrs["padding"], explicit
+    )
+    assert tuple(out_hw) == dy.shape[1:3], "the case's out_backprop does not fit its geometry"
+    shape = tuple(sizes)
+    return REFERENCE[case.op](first, dy, shape, strides, dilations, pads_before)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_hostile(results, case, mode):
+    result = results.get(f"{case.id}|ours|{mode}")
+    expected = case.expect[mode]
+    got = hostile_cases.outcome(result, case.zeros_shape if expected == "zeros" else None)
+    assert got == expected, f"expected {expected}, got {_describe(result)}"
+    assert result["pid"] and result["worker"], "every result names the process that ran it"
+    if expected == hostile_cases.IAE and case.ours_message:
+        # Our kernel's messages start with the op's registered name.
+        assert f"{helpers.OUR_OP_TYPES[case.op]}: " in result["message"] or (
+            "out of range for an int32" in result["message"]  # attr parsing (GetAttr)
+        ), f"message lacks the op name: {result['message'][:600]}"
+    if expected == "ok":
+        ref = _reference(case)
+        assert "value" in result, "valid hostile cases are kept small enough to compare"
+        got_value = np.asarray(result["value"], np.float64).reshape(result["shape"])
+        tol = configs.TOL[case.spec["tensors"]["out_backprop"]["dtype"]]
+        helpers.assert_matches(got_value, ref, tol)
+
+
+def test_corpus_covers_the_issue():
+    """Every category the issue names has cases, for every op, in every mode."""
+    categories = {
+        "sizes tensor",
+        "ranks",
+        "strides",
+        "dilations",
+        "explicit_paddings",
+        "mismatched sizes",
+        "empty tensors",
+        "absurd sizes",
+        "attributes",
+    }
+    for op in ("cbf", "dbf", "dbi"):
+        have = {case.category for case in CASES if case.op == op}
+        assert categories <= have, f"{op}: missing {categories - have}"
+    empty_dtypes = {
+        case.spec["tensors"]["out_backprop"]["dtype"]
+        for case in CASES
+        if case.category == "empty tensors"
+    }
+    assert empty_dtypes == set(hostile_cases.DTYPES)
+    assert len(CASES) >= 250
+
+
+def test_runner_survives_and_attributes_a_crash():
+    """A run that kills its worker is reported with its signal; the next run gets a new process.
+
+    The crash is a real one: TF's own Conv2DBackpropFilter in a tf.function with a zero stride
+    dies with SIGFPE in Grappler (tf_semantics.md §3.7, G16).
+    """
+    (zero_stride,) = (c for c in CASES if c.id == "cbf-stride_zero")
+    (valid,) = (c for c in CASES if c.id == "cbf-stride_int32_max_same")
+    runs = hostile_cases.runs_for([zero_stride], "tf", modes=("function",))
+    runs += hostile_cases.runs_for([valid], "ours", modes=("eager",))
+    out = hostile_cases.run(runs, workers=1)
+    crashed, after = out[runs[0]["key"]], out[runs[1]["key"]]
+    assert hostile_cases.outcome(crashed) == "crash:SIGFPE", _describe(crashed)
+    assert crashed["worker"] == "0.1"
+    assert hostile_cases.outcome(after) == "ok", _describe(after)
+    assert after["worker"] == "0.2" and after["pid"] != crashed["pid"]
