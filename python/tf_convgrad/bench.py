@@ -252,9 +252,11 @@ def _run_workers(cases, budget, progress):
 def _bar(setting, done, total):
     width = 30
     filled = width * done // total
-    sys.stderr.write(f"\r  TF {setting:7s} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-    if done == total:
-        sys.stderr.write("\n")
+    line = f"  TF {setting:7s} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
+    if sys.stderr.isatty():
+        sys.stderr.write("\r" + line + ("\n" if done == total else ""))
+    elif done == total or done % 10 == 0:  # a log file gets a line every 10 cases
+        sys.stderr.write(line + "\n")
     sys.stderr.flush()
 
 
