@@ -43,6 +43,7 @@ else
   if ! cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_MAKE_PROGRAM="$NINJA" \
     -DPython_EXECUTABLE="$PY" -DCMAKE_CXX_COMPILER="$CXX" \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" \
+    -DTF_CONVGRAD_CORE_OPT=-O1 \
     -DCMAKE_CXX_FLAGS="$FLAGS" -DCMAKE_MODULE_LINKER_FLAGS="$FLAGS" >"$BUILD/configure.log" 2>&1; then
     cat "$BUILD/configure.log" >&2
     exit 1
