@@ -4,6 +4,9 @@
 #define TF_OPS_CC_KERNELS_CPU_CPU_COMMON_H_
 
 #include <algorithm>
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -197,6 +200,22 @@ inline Vec<A> LoadVec(const A* p) {
 template <typename A>
 inline void StoreVec(A* p, Vec<A> v) {
   std::memcpy(p, &v, sizeof(v));
+}
+// StoreVec for a 64-byte aligned p, bypassing the caches where the target has
+// non-temporal vector stores.
+inline void StreamVec(float* p, Vec<float> v) {
+#ifdef __AVX512F__
+  _mm512_stream_ps(p, reinterpret_cast<__m512>(v));
+#else
+  StoreVec(p, v);
+#endif
+}
+inline void StreamVec(double* p, Vec<double> v) {
+#ifdef __AVX512F__
+  _mm512_stream_pd(p, reinterpret_cast<__m512d>(v));
+#else
+  StoreVec(p, v);
+#endif
 }
 
 // acc[0:lanes] += sum_{k < n} x[k * xs + 0:lanes] * d[k * ds + 0:lanes], with
