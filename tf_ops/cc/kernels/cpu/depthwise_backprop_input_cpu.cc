@@ -325,44 +325,59 @@ namespace {
 constexpr int kBlock = 8;
 constexpr int64_t kMaxPairs = 7;
 
+// What one row's blocks share: per contributing filter row k, the packed
+// out_backprop row (at channel block 0, m 0, the phase's first column) and the
+// packed filter (at channel block 0, m 0, row i_k, tap j0); and the strides.
+template <typename A>
+struct WindowArgs {
+  const A* const* drow;
+  const A* const* frow;
+  int64_t nrows, multiplier, channel_blocks;
+  int64_t d_m_stride, d_cb_stride;                 // packed out_backprop
+  int64_t f_m_stride, f_cb_stride, f_pair_stride;  // packed filter
+  int64_t dst_step;                                // dx, between the block's pixels
+  bool stream;                                     // non-temporal dx stores
+};
+
+// kBlock pixels (nvalid of them stored) whose window starts `off` elements into
+// the packed rows, for every channel block; dst is pixel 0 at channel 0.
 template <typename A, int P>
-inline void WindowBlock(const A* const* drow, const A* const* frow, int64_t nrows, int64_t off,
-                        int64_t M, int64_t d_m_stride, int64_t f_m_stride, int64_t f_p_stride,
-                        A* dst, int64_t dst_step, int64_t nvalid, bool stream) {
+void WindowBlock(const WindowArgs<A>& w, int64_t off, A* dst, int64_t nvalid) {
   constexpr int64_t V = kLanes<A>;
-  internal::Vec<A> r[kBlock] = {};
-  for (int64_t k = 0; k < nrows; ++k) {
-    const A* d = drow[k] + off;
-    const A* f = frow[k];
-    for (int64_t m = 0; m < M; ++m, d += d_m_stride, f += f_m_stride) {
-      internal::Vec<A> fv[P];
+  for (int64_t cb = 0; cb < w.channel_blocks; ++cb, off += w.d_cb_stride, dst += V) {
+    internal::Vec<A> r[kBlock] = {};
+    for (int64_t k = 0; k < w.nrows; ++k) {
+      const A* d = w.drow[k] + off;
+      const A* f = w.frow[k] + cb * w.f_cb_stride;
+      for (int64_t m = 0; m < w.multiplier; ++m, d += w.d_m_stride, f += w.f_m_stride) {
+        internal::Vec<A> fv[P];
 #pragma GCC unroll 8
-      for (int p = 0; p < P; ++p) fv[p] = internal::LoadVec(f + p * f_p_stride);
+        for (int p = 0; p < P; ++p) fv[p] = internal::LoadVec(f + p * w.f_pair_stride);
 #pragma GCC unroll 16
-      for (int u = 0; u < P + kBlock - 1; ++u) {
-        const internal::Vec<A> dv = internal::LoadVec(d + u * V);
+        for (int u = 0; u < P + kBlock - 1; ++u) {
+          const internal::Vec<A> dv = internal::LoadVec(d + u * V);
 #pragma GCC unroll 8
-        for (int t = 0; t < kBlock; ++t) {
-          const int p = P - 1 - (u - t);
-          if (p >= 0 && p < P) r[t] += fv[p] * dv;
+          for (int t = 0; t < kBlock; ++t) {
+            const int p = P - 1 - (u - t);
+            if (p >= 0 && p < P) r[t] += fv[p] * dv;
+          }
         }
       }
     }
-  }
-  if (nvalid == kBlock && stream) {
+    if (nvalid == kBlock && w.stream) {
 #pragma GCC unroll 8
-    for (int t = 0; t < kBlock; ++t) internal::StreamVec(dst + t * dst_step, r[t]);
-  } else if (nvalid == kBlock) {
+      for (int t = 0; t < kBlock; ++t) internal::StreamVec(dst + t * w.dst_step, r[t]);
+    } else {
 #pragma GCC unroll 8
-    for (int t = 0; t < kBlock; ++t) internal::StoreVec(dst + t * dst_step, r[t]);
-  } else {
-    for (int t = 0; t < nvalid; ++t) internal::StoreVec(dst + t * dst_step, r[t]);
+      for (int t = 0; t < kBlock; ++t) {
+        if (t < nvalid) internal::StoreVec(dst + t * w.dst_step, r[t]);
+      }
+    }
   }
 }
 
 template <typename A>
-using WindowBlockFn = void (*)(const A* const*, const A* const*, int64_t, int64_t, int64_t, int64_t,
-                               int64_t, int64_t, A*, int64_t, int64_t, bool);
+using WindowBlockFn = void (*)(const WindowArgs<A>&, int64_t, A*, int64_t);
 
 template <typename A>
 WindowBlockFn<A> WindowBlockFor(int64_t pairs) {
@@ -395,6 +410,74 @@ struct Phase {
 bool UseWindowed(const ConvGeometry& g) {
   if (g.dilation_cols != 1) return false;
   return CeilDiv(g.filter_cols, g.stride_cols) <= kMaxPairs;
+}
+
+// Packs out_backprop row (b, ho) as [channel block][m][column - col_lo][lanes],
+// zeros in the padding columns and lanes. (A function with by-value arguments:
+// the stores go through memcpy, which may alias anything a lambda captures.)
+template <typename T, typename A>
+void PackWindowRow(const T* out_backprop, const Layout4 dl, int64_t b, int64_t ho, int64_t C,
+                   int64_t M, int64_t col_lo, int64_t ncols, A* dst) {
+  constexpr int64_t V = kLanes<A>;
+  const int64_t nb = CeilDiv(C, V), out_cols = dl.cols;
+  const int64_t plane = ncols * V;
+  for (int64_t q = 0; q < nb * M; ++q) {
+    A* p = dst + q * plane;
+    std::fill(p, p + (-col_lo) * V, A(0));
+    std::fill(p + (out_cols - col_lo) * V, p + plane, A(0));
+  }
+  if (nb * V != C) {
+    for (int64_t m = 0; m < M; ++m) {
+      A* p = dst + ((nb - 1) * M + m) * plane;
+      for (int64_t col = -col_lo; col < out_cols - col_lo; ++col) {
+        std::fill(p + col * V + C % V, p + (col + 1) * V, A(0));
+      }
+    }
+  }
+  if (!dl.nchw && M == 1 && nb * V == C && std::is_same<T, A>::value) {
+    // Plain copy, one channel block at a time: sequential stores, strided loads.
+    const A* src = reinterpret_cast<const A*>(out_backprop + dl.Offset(b, ho, 0, 0));
+    for (int64_t cb = 0; cb < nb; ++cb) {
+      A* p = dst + cb * plane - col_lo * V;
+      const A* sc = src + cb * V;
+      for (int64_t wo = 0; wo < out_cols; ++wo) {
+        internal::StoreVec(p + wo * V, internal::LoadVec(sc + wo * C));
+      }
+    }
+  } else if (!dl.nchw) {
+    const T* src = out_backprop + dl.Offset(b, ho, 0, 0);
+    for (int64_t wo = 0; wo < out_cols; ++wo, src += C * M) {
+      A* p = dst + (wo - col_lo) * V;
+      for (int64_t cb = 0; cb < nb; ++cb) {
+        const int64_t lanes = std::min(V, C - cb * V);
+        const T* sc = src + cb * V * M;
+        if (M == 1 && lanes == V) {  // whole vector: fixed trip count, vectorised
+          if constexpr (std::is_same<T, A>::value) {
+            internal::StoreVec(p + cb * plane, internal::LoadVec(sc));
+          } else {
+            alignas(64) A tmp[V];
+            for (int64_t l = 0; l < V; ++l) tmp[l] = internal::ToAcc<T, A>(sc[l]);
+            internal::StoreVec(p + cb * plane, internal::LoadVec(tmp));
+          }
+        } else if (M == 1) {
+          A* pc = p + cb * plane;
+          for (int64_t l = 0; l < lanes; ++l) pc[l] = internal::ToAcc<T, A>(sc[l]);
+        } else {
+          for (int64_t m = 0; m < M; ++m) {
+            A* pc = p + (cb * M + m) * plane;
+            for (int64_t l = 0; l < lanes; ++l) pc[l] = internal::ToAcc<T, A>(sc[l * M + m]);
+          }
+        }
+      }
+    }
+  } else {
+    for (int64_t q = 0; q < C * M; ++q) {
+      const T* src = out_backprop + dl.Offset(b, ho, 0, q);
+      const int64_t c = q / M, m = q % M;
+      A* p = dst + ((c / V) * M + m) * plane + (-col_lo) * V + c % V;
+      for (int64_t wo = 0; wo < out_cols; ++wo) p[wo * V] = internal::ToAcc<T, A>(src[wo]);
+    }
+  }
 }
 
 template <typename T>
@@ -442,56 +525,6 @@ bool WindowedBackpropInput(const ConvGeometry& g, const T* filter, const T* out_
   const Layout4 dl{g.out_rows, g.out_cols, g.out_depth, g.nchw};
   const Layout4 xl{g.in_rows, g.in_cols, C, g.nchw};
   // Packs out_backprop row (b, ho) as [cb][m][column - col_lo][lanes].
-  auto pack = [&](int64_t b, int64_t ho, A* dst) {
-    const int64_t plane = ncols * V;
-    for (int64_t q = 0; q < nb * M; ++q) {
-      A* p = dst + q * plane;
-      std::fill(p, p + (-col_lo) * V, A(0));
-      std::fill(p + (g.out_cols - col_lo) * V, p + plane, A(0));
-    }
-    if (padded != C) {
-      for (int64_t m = 0; m < M; ++m) {
-        A* p = dst + ((nb - 1) * M + m) * plane;
-        for (int64_t col = -col_lo; col < g.out_cols - col_lo; ++col) {
-          std::fill(p + col * V + C % V, p + (col + 1) * V, A(0));
-        }
-      }
-    }
-    if (!g.nchw) {
-      const T* src = out_backprop + dl.Offset(b, ho, 0, 0);
-      for (int64_t wo = 0; wo < g.out_cols; ++wo, src += C * M) {
-        A* p = dst + (wo - col_lo) * V;
-        for (int64_t cb = 0; cb < nb; ++cb) {
-          const int64_t lanes = std::min(V, C - cb * V);
-          const T* sc = src + cb * V * M;
-          if (M == 1 && lanes == V) {  // whole vector: fixed trip count, vectorised
-            if constexpr (std::is_same<T, A>::value) {
-              internal::StoreVec(p + cb * plane, internal::LoadVec(sc));
-            } else {
-              alignas(64) A tmp[V];
-              for (int64_t l = 0; l < V; ++l) tmp[l] = internal::ToAcc<T, A>(sc[l]);
-              internal::StoreVec(p + cb * plane, internal::LoadVec(tmp));
-            }
-          } else if (M == 1) {
-            A* pc = p + cb * plane;
-            for (int64_t l = 0; l < lanes; ++l) pc[l] = internal::ToAcc<T, A>(sc[l]);
-          } else {
-            for (int64_t m = 0; m < M; ++m) {
-              A* pc = p + (cb * M + m) * plane;
-              for (int64_t l = 0; l < lanes; ++l) pc[l] = internal::ToAcc<T, A>(sc[l * M + m]);
-            }
-          }
-        }
-      }
-    } else {
-      for (int64_t q = 0; q < C * M; ++q) {
-        const T* src = out_backprop + dl.Offset(b, ho, 0, q);
-        const int64_t c = q / M, m = q % M;
-        A* p = dst + ((c / V) * M + m) * plane + (-col_lo) * V + c % V;
-        for (int64_t wo = 0; wo < g.out_cols; ++wo) p[wo * V] = internal::ToAcc<T, A>(src[wo]);
-      }
-    }
-  };
   // float NHWC with whole vectors per pixel: blocks store straight into dx.
   const bool direct = std::is_same<T, A>::value && !g.nchw && padded == C;
   // A dx larger than kStreamBytes is written around the caches (no read for
@@ -505,7 +538,7 @@ bool WindowedBackpropInput(const ConvGeometry& g, const T* filter, const T* out_
   const int64_t cost =
       std::max<int64_t>(1, g.in_cols * padded * (M * KR * KC / (g.stride_rows * s) + 1));
   int64_t blocks_per_row = 0;
-  for (const Phase& ph : phases) blocks_per_row += nb * CeilDiv(ph.count, kBlock);
+  for (const Phase& ph : phases) blocks_per_row += CeilDiv(ph.count, kBlock);
   const int64_t pf_lines =
       CeilDiv(CeilDiv(g.out_cols * C * M * static_cast<int64_t>(sizeof(T)), 64),
               std::max<int64_t>(blocks_per_row, 1));
@@ -535,7 +568,9 @@ bool WindowedBackpropInput(const ConvGeometry& g, const T* filter, const T* out_
         const int64_t ho = t / g.stride_rows;
         row_i.push_back(i);
         row_ho.push_back(ho);
-        row_ptr.push_back(rows.Get(b * g.out_rows + ho, [&](A* p) { pack(b, ho, p); }));
+        row_ptr.push_back(rows.Get(b * g.out_rows + ho, [&](A* p) {
+          PackWindowRow(out_backprop, dl, b, ho, C, M, col_lo, ncols, p);
+        }));
       }
       const int64_t nrows = static_cast<int64_t>(row_i.size());
       drow.resize(nrows);
@@ -552,28 +587,27 @@ bool WindowedBackpropInput(const ConvGeometry& g, const T* filter, const T* out_
         pf = reinterpret_cast<const char*>(out_backprop + dl.Offset(b, row_ho.back() + 1, 0, 0));
         pf_end = pf + g.out_cols * C * M * sizeof(T);
       }
-      for (int64_t cb = 0; cb < nb; ++cb) {
-        for (const Phase& ph : phases) {
-          const WindowBlockFn<A> fn = WindowBlockFor<A>(ph.pairs);
-          for (int64_t k = 0; k < nrows; ++k) {
-            drow[k] = row_ptr[k] + cb * M * ncols * V + (ph.base - col_lo) * V;
-            frow[k] = filt.get() + ((cb * M * KR + row_i[k]) * KC + ph.j0) * V;
+      for (const Phase& ph : phases) {
+        const WindowBlockFn<A> fn = WindowBlockFor<A>(ph.pairs);
+        A* dst = a + ph.w0 * pix;
+        if (fn == nullptr) {  // no tap reaches this phase
+          for (int64_t t = 0; t < ph.count; ++t) {
+            std::fill(dst + t * s * pix, dst + t * s * pix + padded, A(0));
           }
-          A* dst = a + ph.w0 * pix + cb * V;
-          for (int64_t t = 0; t < ph.count; t += kBlock) {
-            const int64_t n = std::min<int64_t>(kBlock, ph.count - t);
-            if (fn == nullptr) {  // no tap reaches this phase
-              for (int64_t e = 0; e < n; ++e) {
-                std::fill(dst + (t + e) * s * pix, dst + (t + e) * s * pix + V, A(0));
-              }
-              continue;
-            }
-            for (int64_t e = 0; e < pf_lines && pf < pf_end; ++e, pf += 64) {
-              __builtin_prefetch(pf, 0, 2);
-            }
-            fn(drow.data(), frow.data(), nrows, t * V, M, ncols * V, KR * KC * V, s * V,
-               dst + t * s * pix, s * pix, n, stream);
+          continue;
+        }
+        for (int64_t k = 0; k < nrows; ++k) {
+          drow[k] = row_ptr[k] + (ph.base - col_lo) * V;
+          frow[k] = filt.get() + (row_i[k] * KC + ph.j0) * V;
+        }
+        const WindowArgs<A> args{
+            drow.data(),   frow.data(), nrows,           M,     nb,      ncols * V,
+            M * ncols * V, KR * KC * V, M * KR * KC * V, s * V, s * pix, stream};
+        for (int64_t t = 0; t < ph.count; t += kBlock) {
+          for (int64_t e = 0; e < pf_lines && pf < pf_end; ++e, pf += 64) {
+            __builtin_prefetch(pf, 0, 2);
           }
+          fn(args, t * V, dst + t * s * pix, std::min<int64_t>(kBlock, ph.count - t));
         }
       }
       if (direct) continue;
