@@ -116,13 +116,18 @@ void PackRow(const T* src, const Layout4& l, int64_t b, int64_t r, int64_t repea
              int64_t padded_depth, A* dst) {
   const int64_t used = l.depth * repeat;
   if (!l.nchw) {
-    const T* s = src + l.Offset(b, r, 0, 0);
-    for (int64_t w = 0; w < l.cols; ++w, s += l.depth) {
-      A* d = dst + w * padded_depth;
+    // Local sizes and restrict pointers: src and dst never overlap, and the
+    // compiler may then vectorise the copies.
+    const int64_t depth = l.depth, cols = l.cols;
+    const T* __restrict s = src + l.Offset(b, r, 0, 0);
+    for (int64_t w = 0; w < cols; ++w, s += depth) {
+      A* __restrict d = dst + w * padded_depth;
       if (repeat == 1) {
-        for (int64_t c = 0; c < l.depth; ++c) d[c] = ToAcc<T, A>(s[c]);
+        for (int64_t c = 0; c < depth; ++c) d[c] = ToAcc<T, A>(s[c]);
+      } else if (repeat == 2) {
+        for (int64_t c = 0; c < depth; ++c) d[2 * c] = d[2 * c + 1] = ToAcc<T, A>(s[c]);
       } else {
-        for (int64_t c = 0; c < l.depth; ++c) {
+        for (int64_t c = 0; c < depth; ++c) {
           const A v = ToAcc<T, A>(s[c]);
           for (int64_t k = 0; k < repeat; ++k) d[c * repeat + k] = v;
         }
@@ -254,6 +259,66 @@ void RowTaps(const A* x, int64_t x_wo, int64_t x_tap, const A* d, int64_t d_wo, 
 template <typename A>
 using RowTapsFn = void (*)(const A*, int64_t, int64_t, const A*, int64_t, int64_t, A*, int64_t);
 
+// RowTaps for tap spacing 1 and output-column spacing S (x_tap == xs, x_wo == S * xs): four
+// output columns at a time share a window of S * 3 + kTaps x vectors, each loaded once; the
+// sums are split by the column's parity (2 * kTaps independent chains), then added.
+template <typename A, int kTaps, int S>
+void RowTapsWindow(const A* x, int64_t /*x_wo == S * xs*/, int64_t xs, const A* d, int64_t d_wo,
+                   int64_t n, A* acc, int64_t acc_step) {
+  constexpr int kB = 4;
+  Vec<A> s0[kTaps] = {}, s1[kTaps] = {};
+  int64_t wo = 0;
+  for (; wo + kB <= n; wo += kB, x += kB * S * xs, d += kB * d_wo) {
+    Vec<A> dv[kB];
+#pragma GCC unroll 4
+    for (int t = 0; t < kB; ++t) dv[t] = LoadVec(d + t * d_wo);
+#pragma GCC unroll 16
+    for (int u = 0; u < S * (kB - 1) + kTaps; ++u) {
+      const Vec<A> xv = LoadVec(x + u * xs);
+#pragma GCC unroll 4
+      for (int t = 0; t < kB; ++t) {
+        const int j = u - S * t;
+        if (j >= 0 && j < kTaps) {
+          if (t % 2 == 0) {
+            s0[j] += xv * dv[t];
+          } else {
+            s1[j] += xv * dv[t];
+          }
+        }
+      }
+    }
+  }
+  for (; wo < n; ++wo, x += S * xs, d += d_wo) {
+    const Vec<A> dv = LoadVec(d);
+#pragma GCC unroll 8
+    for (int j = 0; j < kTaps; ++j) s0[j] += LoadVec(x + j * xs) * dv;
+  }
+#pragma GCC unroll 8
+  for (int j = 0; j < kTaps; ++j) {
+    StoreVec(acc + j * acc_step, LoadVec(acc + j * acc_step) + (s0[j] + s1[j]));
+  }
+}
+
+// The RowTapsWindow instance for a filter width and stride (tap spacing 1), or nullptr.
+template <typename A>
+RowTapsFn<A> RowTapsWindowFor(int64_t filter_cols, int64_t stride) {
+#define TF_CONVGRAD_WINDOW_CASE(K) \
+  case K:                          \
+    return stride == 1 ? &RowTapsWindow<A, K, 1> : &RowTapsWindow<A, K, 2>;
+  if (stride != 1 && stride != 2) return nullptr;
+  switch (filter_cols) {
+    TF_CONVGRAD_WINDOW_CASE(2)
+    TF_CONVGRAD_WINDOW_CASE(3)
+    TF_CONVGRAD_WINDOW_CASE(4)
+    TF_CONVGRAD_WINDOW_CASE(5)
+    TF_CONVGRAD_WINDOW_CASE(6)
+    TF_CONVGRAD_WINDOW_CASE(7)
+    default:
+      return nullptr;
+  }
+#undef TF_CONVGRAD_WINDOW_CASE
+}
+
 // The RowTaps instance for a filter width, or nullptr (callers go tap by tap).
 template <typename A>
 RowTapsFn<A> RowTapsFor(int64_t filter_cols) {
@@ -274,6 +339,39 @@ RowTapsFn<A> RowTapsFor(int64_t filter_cols) {
       return nullptr;
   }
 }
+
+// Software prefetch (into L2) of up to two byte ranges, issued a few lines per
+// Step() so that the loads overlap the caller's arithmetic instead of arriving
+// in one burst.
+class Prefetcher {
+ public:
+  void Add(const void* p, int64_t bytes) {
+    if (n_ < 2 && bytes > 0) {
+      begin_[n_] = static_cast<const char*>(p);
+      end_[n_] = begin_[n_] + bytes;
+      ++n_;
+    }
+  }
+  // Plans to finish within `steps` calls of Step().
+  void Spread(int64_t steps) {
+    int64_t lines = 0;
+    for (int r = 0; r < n_; ++r) lines += (end_[r] - begin_[r] + 63) / 64;
+    per_step_ = (lines + std::max<int64_t>(steps, 1) - 1) / std::max<int64_t>(steps, 1);
+  }
+  void Step() {
+    for (int64_t e = 0; e < per_step_ && cur_ < n_; ++e) {
+      __builtin_prefetch(begin_[cur_], 0, 2);
+      begin_[cur_] += 64;
+      if (begin_[cur_] >= end_[cur_]) ++cur_;
+    }
+  }
+
+ private:
+  const char* begin_[2] = {};
+  const char* end_[2] = {};
+  int n_ = 0, cur_ = 0;
+  int64_t per_step_ = 0;
+};
 
 // A tiny cache of packed rows, keyed by row index, for a worker that walks
 // output rows in order: `slots` rows of `row_elems` elements each.

@@ -8,7 +8,9 @@
 // s = 0..S-1, so the result does not depend on the thread count. Input rows are
 // packed once per super-task into channel-contiguous rows with every channel
 // repeated M times (so the inner loop is a plain vector multiply-add over the
-// output channels q = c * M + m) and cached for the next output rows.
+// output channels q = c * M + m) and cached for the next output rows. Filter
+// widths 2-7 at stride 1 or 2 (dilation 1) use a sliding window over four
+// output columns (RowTapsWindow); the next rows are software-prefetched.
 // Scratch: S partials of filter_rows * filter_cols * round_up(C * M, lanes)
 // accumulators, capped at 64 MiB, plus per running worker filter_rows packed
 // input rows and one packed out_backprop row.
@@ -25,6 +27,7 @@ using internal::DotTile;
 using internal::kLanes;
 using internal::Layout4;
 using internal::PackRow;
+using internal::Prefetcher;
 using internal::RoundUp;
 using internal::RowCache;
 using internal::Scratch;
@@ -64,15 +67,19 @@ bool DepthwiseBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* 
     ValidRange(j * g.dilation_cols - g.pad_left, g.stride_cols, g.in_cols, g.out_cols, &lo[j],
                &hi[j]);
   }
-  // Float NHWC rows with M == 1 and a whole number of vectors per pixel
-  // already have the packed layout.
-  const bool in_place = std::is_same<T, A>::value && !g.nchw && M == 1 && padded == g.out_depth;
+  // Float NHWC out_backprop rows with a whole number of vectors per pixel
+  // already have the packed layout; so do input rows if also M == 1.
+  const bool dy_in_place = std::is_same<T, A>::value && !g.nchw && padded == g.out_depth;
+  const bool in_place = dy_in_place && M == 1;
   int64_t mid_lo = 0, mid_hi = g.out_cols;
   for (int64_t j = 0; j < g.filter_cols; ++j) {
     mid_lo = std::max(mid_lo, lo[j]);
     mid_hi = std::min(mid_hi, hi[j]);
   }
-  const auto taps_fn = internal::RowTapsFor<A>(g.filter_cols);
+  // Tap spacing 1 and stride 1 or 2: the windowed form (fewer loads, more chains).
+  const auto window_fn =
+      g.dilation_cols == 1 ? internal::RowTapsWindowFor<A>(g.filter_cols, g.stride_cols) : nullptr;
+  const auto taps_fn = window_fn ? window_fn : internal::RowTapsFor<A>(g.filter_cols);
   std::atomic<bool> failed{false};
   const int64_t cost = (units / supers + 1) * taps * g.out_cols * padded;
   parallel_for(supers, cost, [&](int64_t s_begin, int64_t s_end) {
@@ -88,9 +95,21 @@ bool DepthwiseBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* 
       const int64_t u_begin = units * s / supers, u_end = units * (s + 1) / supers;
       for (int64_t u = u_begin; u < u_end; ++u) {
         const int64_t b = u / g.out_rows, ho = u % g.out_rows;
-        const A* dy = in_place ? reinterpret_cast<const A*>(out_backprop + dl.Offset(b, ho, 0, 0))
-                               : dy_row.get();
-        if (!in_place) PackRow(out_backprop, dl, b, ho, /*repeat=*/1, padded, dy_row.get());
+        const A* dy = dy_in_place
+                          ? reinterpret_cast<const A*>(out_backprop + dl.Offset(b, ho, 0, 0))
+                          : dy_row.get();
+        if (!dy_in_place) PackRow(out_backprop, dl, b, ho, /*repeat=*/1, padded, dy_row.get());
+        // Prefetch (into L2) the next output row's out_backprop row and its newest input
+        // row, spread over this row's tap calls, so their loads overlap this row's work.
+        Prefetcher pf;
+        if (!g.nchw && u + 1 < units) {
+          const int64_t b1 = (u + 1) / g.out_rows, ho1 = (u + 1) % g.out_rows;
+          const int64_t h1 = std::min(g.in_rows - 1, ho1 * g.stride_rows - g.pad_top +
+                                                         (g.filter_rows - 1) * g.dilation_rows);
+          pf.Add(out_backprop + dl.Offset(b1, ho1, 0, 0), g.out_cols * g.out_depth * sizeof(T));
+          if (h1 >= 0) pf.Add(input + xl.Offset(b1, h1, 0, 0), g.in_cols * g.in_depth * sizeof(T));
+          pf.Spread(g.filter_rows * (padded / V));
+        }
         for (int64_t i = 0; i < g.filter_rows; ++i) {
           const int64_t h = ho * g.stride_rows - g.pad_top + i * g.dilation_rows;
           if (h < 0 || h >= g.in_rows) continue;
@@ -105,6 +124,7 @@ bool DepthwiseBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* 
             const A* xp = x_row + (mid_lo * g.stride_cols - g.pad_left) * padded;
             const A* dp = dy + mid_lo * padded;
             for (int64_t q = 0; q < padded; q += V) {
+              pf.Step();
               taps_fn(xp + q, g.stride_cols * padded, g.dilation_cols * padded, dp + q, padded,
                       mid_hi - mid_lo, a_row + q, padded);
             }
