@@ -6,11 +6,15 @@
 // Patch rows are processed in chunks whose size depends only on the geometry;
 // each chunk is expanded (im2col, in the accumulator type, zeros for padding)
 // and then every (group, K tile, Cout tile) block of dW is updated by one
-// single-threaded Eigen GEMM. Blocks are disjoint and the chunks are applied in
-// order, so each element of dW sees the same sequence of operations whatever
-// the number of threads. Scratch: one im2col chunk (at most 8 MiB or 64 rows)
-// and one converted out_backprop chunk, plus a dW-sized accumulator when T is
-// not the accumulator type or the filter is grouped.
+// single-threaded Eigen GEMM. Tiles are up to 256 x 256 (thin tiles would
+// re-pack out_backprop once each); when there are fewer than 8, each chunk's
+// rows are also split into fixed ranges with their own partial dW, summed in
+// order at the end. Blocks are disjoint and the chunks are applied in order, so
+// each element of dW sees the same sequence of operations whatever the number
+// of threads. Scratch: one im2col chunk (at most 8 MiB or 64 rows) and one
+// converted out_backprop chunk, up to 7 partial dWs (at most 16 MiB in all),
+// plus a dW-sized accumulator when T is not the accumulator type or the filter
+// is grouped.
 #include <atomic>
 #include <type_traits>
 #include <vector>
@@ -29,6 +33,8 @@ using internal::ToAcc;
 namespace {
 constexpr int64_t kChunkBudgetBytes = int64_t{8} << 20;
 constexpr int64_t kMinChunkRows = 64;
+constexpr int64_t kMinBlocks = 8;  // independent GEMM blocks per chunk, for the threads
+constexpr int64_t kPartialBudgetBytes = int64_t{16} << 20;
 
 // One (group, K tile, Cout tile) block of dW.
 struct Tile {
@@ -36,11 +42,10 @@ struct Tile {
 };
 
 std::vector<Tile> MakeTiles(int64_t groups, int64_t k_per_group, int64_t c_per_group) {
-  int64_t kt = std::min<int64_t>(k_per_group, 256);
+  // Tiles stay large (thin tiles would re-pack out_backprop once per tile); small
+  // filters get their parallelism from splitting the patch rows instead.
+  const int64_t kt = std::min<int64_t>(k_per_group, 256);
   const int64_t ct = c_per_group <= 256 ? c_per_group : 128;
-  // Enough blocks to keep a few threads busy on small filters.
-  const int64_t c_tiles = CeilDiv(c_per_group, std::max<int64_t>(ct, 1));
-  while (groups * CeilDiv(k_per_group, kt) * c_tiles < 8 && kt > 32) kt = RoundUp(kt / 2, 16);
   std::vector<Tile> tiles;
   for (int64_t g = 0; g < groups; ++g) {
     for (int64_t k = 0; k < k_per_group; k += kt) {
@@ -74,6 +79,21 @@ bool Conv2DBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* out
   if (!acc_buf.ok()) return false;
   A* acc = direct_out ? reinterpret_cast<A*>(filter_backprop) : acc_buf.get();
   std::fill(acc, acc + out_elems, A(0));
+  const std::vector<Tile> tiles = MakeTiles(G, Kg, Cg);
+  // Fewer than kMinBlocks tiles: each chunk's patch rows are also split into
+  // `splits` fixed ranges, range s accumulating into its own partial dW; the
+  // partials are summed in order s = 0, 1, ... at the end (thread-count independent).
+  int64_t splits = CeilDiv(kMinBlocks, static_cast<int64_t>(tiles.size()));
+  while (splits > 1 && (splits - 1) * out_elems * int64_t{sizeof(A)} > kPartialBudgetBytes) {
+    --splits;
+  }
+  Scratch<A> partial_buf(splits > 1 ? (splits - 1) * out_elems : 1);
+  if (!partial_buf.ok()) return false;
+  if (splits > 1) std::fill(partial_buf.get(), partial_buf.get() + (splits - 1) * out_elems, A(0));
+  // Split 0 accumulates into acc itself, split s > 0 into partial s - 1.
+  auto split_base = [&](int64_t sp) {
+    return sp == 0 ? acc : partial_buf.get() + (sp - 1) * out_elems;
+  };
 
   if (P > 0 && g.in_rows > 0 && g.in_cols > 0) {
     // A 1x1, stride-1, unpadded NHWC input is its own im2col matrix (any G: the
@@ -89,7 +109,8 @@ bool Conv2DBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* out
     if (!col.ok() || !dyc.ok()) return false;
     const Layout4 xl{g.in_rows, g.in_cols, C, g.nchw};
     const int64_t out_hw = g.out_rows * g.out_cols;
-    const std::vector<Tile> tiles = MakeTiles(G, Kg, Cg);
+    // NHWC, one group, tap spacing 1: a filter row's taps are adjacent in memory.
+    const bool contiguous_taps = !g.nchw && G == 1 && g.dilation_cols == 1;
 
     for (int64_t p0 = 0; p0 < P; p0 += chunk) {
       const int64_t rows = std::min(chunk, P - p0);
@@ -102,6 +123,15 @@ bool Conv2DBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* out
                 A* dst_row = col.get() + r * Ktot;
                 for (int64_t i = 0; i < g.filter_rows; ++i) {
                   const int64_t h = ho * g.stride_rows - g.pad_top + i * g.dilation_rows;
+                  const int64_t w0 = wo * g.stride_cols - g.pad_left;
+                  if (contiguous_taps && h >= 0 && h < g.in_rows && w0 >= 0 &&
+                      w0 + g.filter_cols <= g.in_cols) {
+                    // The row's taps are one contiguous run of filter_cols * C inputs.
+                    const T* __restrict src = input + xl.Offset(b, h, w0, 0);
+                    A* __restrict dst = dst_row + i * g.filter_cols * C;
+                    for (int64_t e = 0; e < g.filter_cols * C; ++e) dst[e] = ToAcc<T, A>(src[e]);
+                    continue;
+                  }
                   for (int64_t j = 0; j < g.filter_cols; ++j) {
                     const int64_t w = wo * g.stride_cols - g.pad_left + j * g.dilation_cols;
                     const int64_t tap = i * g.filter_cols + j;
@@ -143,24 +173,38 @@ bool Conv2DBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* out
       }
       const A* colp = direct_x ? reinterpret_cast<const A*>(input) + p0 * C : col.get();
       const A* dyp = direct_dy ? reinterpret_cast<const A*>(out_backprop) + p0 * Cout : dyc.get();
-      parallel_for(static_cast<int64_t>(tiles.size()), rows * 256 * 128,
-                   [&](int64_t t_begin, int64_t t_end) {
-                     for (int64_t t = t_begin; t < t_end; ++t) {
-                       const Tile& tl = tiles[t];
-                       Eigen::Map<const RowMat, 0, Stride> lhs(colp + tl.group * Kg + tl.k0, rows,
-                                                               tl.k_len, Stride(Ktot));
-                       Eigen::Map<const RowMat, 0, Stride> rhs(dyp + tl.group * Cg + tl.c0, rows,
-                                                               tl.c_len, Stride(Cout));
-                       A* dst = direct_out ? acc + tl.k0 * Cout + tl.c0
-                                           : acc + (tl.group * Kg + tl.k0) * Cg + tl.c0;
-                       Eigen::Map<RowMat, 0, Stride> out(dst, tl.k_len, tl.c_len,
-                                                         Stride(direct_out ? Cout : Cg));
-                       out.noalias() += lhs.transpose() * rhs;
-                     }
-                   });
+      const int64_t n_tiles = static_cast<int64_t>(tiles.size());
+      parallel_for(
+          n_tiles * splits, rows * 256 * 128 / splits, [&](int64_t t_begin, int64_t t_end) {
+            for (int64_t ts = t_begin; ts < t_end; ++ts) {
+              const Tile& tl = tiles[ts % n_tiles];
+              const int64_t sp = ts / n_tiles;
+              const int64_t r0 = rows * sp / splits, r1 = rows * (sp + 1) / splits;
+              if (r1 == r0) continue;
+              Eigen::Map<const RowMat, 0, Stride> lhs(colp + r0 * Ktot + tl.group * Kg + tl.k0,
+                                                      r1 - r0, tl.k_len, Stride(Ktot));
+              Eigen::Map<const RowMat, 0, Stride> rhs(dyp + r0 * Cout + tl.group * Cg + tl.c0,
+                                                      r1 - r0, tl.c_len, Stride(Cout));
+              A* base = split_base(sp);
+              A* dst = direct_out ? base + tl.k0 * Cout + tl.c0
+                                  : base + (tl.group * Kg + tl.k0) * Cg + tl.c0;
+              Eigen::Map<RowMat, 0, Stride> out(dst, tl.k_len, tl.c_len,
+                                                Stride(direct_out ? Cout : Cg));
+              out.noalias() += lhs.transpose() * rhs;
+            }
+          });
     }
   }
 
+  if (splits > 1) {
+    internal::ForRanges(parallel_for, out_elems, internal::kMaxTasks, splits,
+                        [&](int64_t e_begin, int64_t e_end) {
+                          for (int64_t sp = 1; sp < splits; ++sp) {
+                            const A* part = split_base(sp);
+                            for (int64_t e = e_begin; e < e_end; ++e) acc[e] += part[e];
+                          }
+                        });
+  }
   if (!direct_out) {
     // [G][tap][ci][co_g] -> HWIO [tap][ci][g * Cg + co_g], rounded once.
     internal::ForRanges(parallel_for, Kg, internal::kMaxTasks, Cout * G,
