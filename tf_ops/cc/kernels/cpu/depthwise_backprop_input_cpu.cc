@@ -30,6 +30,7 @@ using internal::CeilDiv;
 using internal::kLanes;
 using internal::Layout4;
 using internal::PackRowSplit;
+using internal::Prefetcher;
 using internal::RoundUp;
 using internal::RowCache;
 using internal::Scratch;
@@ -148,6 +149,24 @@ struct Gather {
 };
 
 }  // namespace
+
+// Rounds dx row (b, h) from the accumulator row a ([w][padded]) into dx.
+template <typename T, typename A>
+void StoreDxRow(const A* a, int64_t padded, const Layout4& xl, int64_t b, int64_t h,
+                T* input_backprop) {
+  const int64_t C = xl.depth;
+  if (!xl.nchw) {
+    T* out = input_backprop + xl.Offset(b, h, 0, 0);
+    for (int64_t w = 0; w < xl.cols; ++w) {
+      for (int64_t c = 0; c < C; ++c) out[w * C + c] = internal::FromAcc<T, A>(a[w * padded + c]);
+    }
+  } else {
+    for (int64_t c = 0; c < C; ++c) {
+      T* out = input_backprop + xl.Offset(b, h, 0, c);
+      for (int64_t w = 0; w < xl.cols; ++w) out[w] = internal::FromAcc<T, A>(a[w * padded + c]);
+    }
+  }
+}
 
 // The general path: any dilation and filter width.
 template <typename T>
@@ -283,19 +302,7 @@ bool GatherBackpropInput(const ConvGeometry& g, const T* filter, const T* out_ba
           w += g.stride_cols;
         }
       }
-      if (!g.nchw) {
-        T* out = input_backprop + xl.Offset(b, h, 0, 0);
-        for (int64_t w = 0; w < g.in_cols; ++w) {
-          for (int64_t c = 0; c < C; ++c)
-            out[w * C + c] = internal::FromAcc<T, A>(a[w * padded + c]);
-        }
-      } else {
-        for (int64_t c = 0; c < C; ++c) {
-          T* out = input_backprop + xl.Offset(b, h, 0, c);
-          for (int64_t w = 0; w < g.in_cols; ++w)
-            out[w] = internal::FromAcc<T, A>(a[w * padded + c]);
-        }
-      }
+      StoreDxRow(a, padded, xl, b, h, input_backprop);
     }
   });
   return !failed;
@@ -539,9 +546,6 @@ bool WindowedBackpropInput(const ConvGeometry& g, const T* filter, const T* out_
       std::max<int64_t>(1, g.in_cols * padded * (M * KR * KC / (g.stride_rows * s) + 1));
   int64_t blocks_per_row = 0;
   for (const Phase& ph : phases) blocks_per_row += CeilDiv(ph.count, kBlock);
-  const int64_t pf_lines =
-      CeilDiv(CeilDiv(g.out_cols * C * M * static_cast<int64_t>(sizeof(T)), 64),
-              std::max<int64_t>(blocks_per_row, 1));
   // Each task packs its own rows, so give it enough dx rows (4 * KR) to reuse them.
   const int64_t units = g.batch * g.in_rows;
   const int64_t tasks = std::min(internal::kMaxTasks, std::max<int64_t>(1, units / (4 * KR)));
@@ -579,13 +583,13 @@ bool WindowedBackpropInput(const ConvGeometry& g, const T* filter, const T* out_
       const int64_t pix = direct ? C : padded;  // a's stride between pixels
       // Prefetch (into L2), spread over this row's blocks, the out_backprop row that
       // the next dx row will pack, so that its loads overlap this row's arithmetic.
-      const char* pf = nullptr;
-      const char* pf_end = nullptr;
+      Prefetcher pf;
       if (!g.nchw && !row_ho.empty() && row_ho.back() + 1 < g.out_rows &&
           b * g.out_rows + row_ho.back() + 1 > prefetched) {
         prefetched = b * g.out_rows + row_ho.back() + 1;
-        pf = reinterpret_cast<const char*>(out_backprop + dl.Offset(b, row_ho.back() + 1, 0, 0));
-        pf_end = pf + g.out_cols * C * M * sizeof(T);
+        pf.Add(out_backprop + dl.Offset(b, row_ho.back() + 1, 0, 0),
+               g.out_cols * C * M * int64_t{sizeof(T)});
+        pf.Spread(blocks_per_row);
       }
       for (const Phase& ph : phases) {
         const WindowBlockFn<A> fn = WindowBlockFor<A>(ph.pairs);
@@ -604,26 +608,12 @@ bool WindowedBackpropInput(const ConvGeometry& g, const T* filter, const T* out_
             drow.data(),   frow.data(), nrows,           M,     nb,      ncols * V,
             M * ncols * V, KR * KC * V, M * KR * KC * V, s * V, s * pix, stream};
         for (int64_t t = 0; t < ph.count; t += kBlock) {
-          for (int64_t e = 0; e < pf_lines && pf < pf_end; ++e, pf += 64) {
-            __builtin_prefetch(pf, 0, 2);
-          }
+          pf.Step();
           fn(args, t * V, dst + t * s * pix, std::min<int64_t>(kBlock, ph.count - t));
         }
       }
       if (direct) continue;
-      if (!g.nchw) {
-        T* out = input_backprop + xl.Offset(b, h, 0, 0);
-        for (int64_t w = 0; w < g.in_cols; ++w) {
-          for (int64_t c = 0; c < C; ++c)
-            out[w * C + c] = internal::FromAcc<T, A>(a[w * padded + c]);
-        }
-      } else {
-        for (int64_t c = 0; c < C; ++c) {
-          T* out = input_backprop + xl.Offset(b, h, 0, c);
-          for (int64_t w = 0; w < g.in_cols; ++w)
-            out[w] = internal::FromAcc<T, A>(a[w * padded + c]);
-        }
-      }
+      StoreDxRow(a, padded, xl, b, h, input_backprop);
     }
   });
   return !failed;
