@@ -6,15 +6,17 @@
 // Patch rows are processed in chunks whose size depends only on the geometry;
 // each chunk is expanded (im2col, in the accumulator type, zeros for padding)
 // and then every (group, K tile, Cout tile) block of dW is updated by one
-// single-threaded Eigen GEMM. Tiles are up to 256 x 256 (thin tiles would
-// re-pack out_backprop once each); when there are fewer than 8, each chunk's
-// rows are also split into fixed ranges with their own partial dW, summed in
-// order at the end. Blocks are disjoint and the chunks are applied in order, so
-// each element of dW sees the same sequence of operations whatever the number
-// of threads. Scratch: one im2col chunk (at most 8 MiB or 64 rows) and one
-// converted out_backprop chunk, up to 7 partial dWs (at most 16 MiB in all),
-// plus a dW-sized accumulator when T is not the accumulator type or the filter
-// is grouped.
+// single-threaded Eigen GEMM. Tiles are up to 1024 x 256 (thin tiles would
+// re-pack their operands once each). With 8 or more tiles, chunks (at most
+// 8 MiB or 64 rows) are expanded by all threads and then applied one tile per
+// task, in chunk order. With fewer, `splits` fixed tasks each take every
+// splits-th cache-sized chunk (256 KiB or 64 rows), expand it and apply all
+// tiles into their own partial dW; the partials are summed in order at the end.
+// Either way each element of dW sees the same sequence of operations whatever
+// the number of threads. Scratch: the im2col and converted out_backprop chunks
+// (one set, or one per running split task), up to 7 partial dWs (at most
+// 16 MiB in all), plus a dW-sized accumulator when T is not the accumulator
+// type or the filter is grouped.
 #include <atomic>
 #include <type_traits>
 #include <vector>
@@ -33,6 +35,7 @@ using internal::ToAcc;
 namespace {
 constexpr int64_t kChunkBudgetBytes = int64_t{8} << 20;
 constexpr int64_t kMinChunkRows = 64;
+constexpr int64_t kSplitChunkBytes = int64_t{256} << 10;  // im2col + dy chunk per split task
 constexpr int64_t kMinBlocks = 8;  // independent GEMM blocks per chunk, for the threads
 constexpr int64_t kPartialBudgetBytes = int64_t{16} << 20;
 
@@ -44,7 +47,7 @@ struct Tile {
 std::vector<Tile> MakeTiles(int64_t groups, int64_t k_per_group, int64_t c_per_group) {
   // Tiles stay large (thin tiles would re-pack out_backprop once per tile); small
   // filters get their parallelism from splitting the patch rows instead.
-  const int64_t kt = std::min<int64_t>(k_per_group, 256);
+  const int64_t kt = std::min<int64_t>(k_per_group, 1024);
   const int64_t ct = c_per_group <= 256 ? c_per_group : 128;
   std::vector<Tile> tiles;
   for (int64_t g = 0; g < groups; ++g) {
@@ -102,97 +105,133 @@ bool Conv2DBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* out
                           g.stride_cols == 1 && g.pad_top == 0 && g.pad_left == 0 &&
                           g.out_rows == g.in_rows && g.out_cols == g.in_cols;
     const bool direct_dy = kSameType && !g.nchw;
-    const int64_t chunk =
-        std::min(P, std::max(kMinChunkRows, kChunkBudgetBytes / (Ktot * int64_t{sizeof(A)})));
-    Scratch<A> col(direct_x ? 1 : chunk * Ktot);
-    Scratch<A> dyc(direct_dy ? 1 : chunk * Cout);
-    if (!col.ok() || !dyc.ok()) return false;
     const Layout4 xl{g.in_rows, g.in_cols, C, g.nchw};
     const int64_t out_hw = g.out_rows * g.out_cols;
     // NHWC, one group, tap spacing 1: a filter row's taps are adjacent in memory.
     const bool contiguous_taps = !g.nchw && G == 1 && g.dilation_cols == 1;
 
-    for (int64_t p0 = 0; p0 < P; p0 += chunk) {
-      const int64_t rows = std::min(chunk, P - p0);
-      if (!direct_x) {
-        internal::ForRanges(
-            parallel_for, rows, internal::kMaxTasks, Ktot, [&](int64_t r_begin, int64_t r_end) {
-              for (int64_t r = r_begin; r < r_end; ++r) {
-                const int64_t p = p0 + r, b = p / out_hw, ho = (p % out_hw) / g.out_cols,
-                              wo = p % g.out_cols;
-                A* dst_row = col.get() + r * Ktot;
-                for (int64_t i = 0; i < g.filter_rows; ++i) {
-                  const int64_t h = ho * g.stride_rows - g.pad_top + i * g.dilation_rows;
-                  const int64_t w0 = wo * g.stride_cols - g.pad_left;
-                  if (contiguous_taps && h >= 0 && h < g.in_rows && w0 >= 0 &&
-                      w0 + g.filter_cols <= g.in_cols) {
-                    // The row's taps are one contiguous run of filter_cols * C inputs.
-                    const T* __restrict src = input + xl.Offset(b, h, w0, 0);
-                    A* __restrict dst = dst_row + i * g.filter_cols * C;
-                    for (int64_t e = 0; e < g.filter_cols * C; ++e) dst[e] = ToAcc<T, A>(src[e]);
-                    continue;
-                  }
-                  for (int64_t j = 0; j < g.filter_cols; ++j) {
-                    const int64_t w = wo * g.stride_cols - g.pad_left + j * g.dilation_cols;
-                    const int64_t tap = i * g.filter_cols + j;
-                    const bool inside = h >= 0 && h < g.in_rows && w >= 0 && w < g.in_cols;
-                    for (int64_t grp = 0; grp < G; ++grp) {
-                      A* dst = dst_row + grp * Kg + tap * Cf;
-                      if (!inside) {
-                        std::fill(dst, dst + Cf, A(0));
-                      } else if (!g.nchw) {
-                        const T* src = input + xl.Offset(b, h, w, grp * Cf);
-                        for (int64_t c = 0; c < Cf; ++c) dst[c] = ToAcc<T, A>(src[c]);
-                      } else {
-                        const int64_t plane = g.in_rows * g.in_cols;
-                        const T* src = input + xl.Offset(b, h, w, grp * Cf);
-                        for (int64_t c = 0; c < Cf; ++c) dst[c] = ToAcc<T, A>(src[c * plane]);
-                      }
-                    }
-                  }
-                }
+    // im2col of patch rows [p_first, p_first + n) into dst[n][Ktot].
+    auto im2col = [&](int64_t p_first, int64_t n, A* dst_rows) {
+      for (int64_t r = 0; r < n; ++r) {
+        const int64_t p = p_first + r, b = p / out_hw, ho = (p % out_hw) / g.out_cols,
+                      wo = p % g.out_cols;
+        A* dst_row = dst_rows + r * Ktot;
+        for (int64_t i = 0; i < g.filter_rows; ++i) {
+          const int64_t h = ho * g.stride_rows - g.pad_top + i * g.dilation_rows;
+          const int64_t w0 = wo * g.stride_cols - g.pad_left;
+          if (contiguous_taps && h >= 0 && h < g.in_rows && w0 >= 0 &&
+              w0 + g.filter_cols <= g.in_cols) {
+            // The row's taps are one contiguous run of filter_cols * C inputs.
+            internal::ConvertToAcc(input + xl.Offset(b, h, w0, 0), dst_row + i * g.filter_cols * C,
+                                   g.filter_cols * C);
+            continue;
+          }
+          for (int64_t j = 0; j < g.filter_cols; ++j) {
+            const int64_t w = wo * g.stride_cols - g.pad_left + j * g.dilation_cols;
+            const int64_t tap = i * g.filter_cols + j;
+            const bool inside = h >= 0 && h < g.in_rows && w >= 0 && w < g.in_cols;
+            for (int64_t grp = 0; grp < G; ++grp) {
+              A* dst = dst_row + grp * Kg + tap * Cf;
+              if (!inside) {
+                std::fill(dst, dst + Cf, A(0));
+              } else if (!g.nchw) {
+                const T* src = input + xl.Offset(b, h, w, grp * Cf);
+                for (int64_t c = 0; c < Cf; ++c) dst[c] = ToAcc<T, A>(src[c]);
+              } else {
+                const int64_t plane = g.in_rows * g.in_cols;
+                const T* src = input + xl.Offset(b, h, w, grp * Cf);
+                for (int64_t c = 0; c < Cf; ++c) dst[c] = ToAcc<T, A>(src[c * plane]);
               }
-            });
+            }
+          }
+        }
       }
-      if (!direct_dy) {
-        internal::ForRanges(parallel_for, rows, internal::kMaxTasks, Cout,
-                            [&](int64_t r_begin, int64_t r_end) {
-                              for (int64_t r = r_begin; r < r_end; ++r) {
-                                const int64_t p = p0 + r, b = p / out_hw, hw = p % out_hw;
-                                A* dst = dyc.get() + r * Cout;
-                                if (!g.nchw) {
-                                  const T* src = out_backprop + p * Cout;
-                                  for (int64_t c = 0; c < Cout; ++c) dst[c] = ToAcc<T, A>(src[c]);
-                                } else {
-                                  const T* src = out_backprop + b * Cout * out_hw + hw;
-                                  for (int64_t c = 0; c < Cout; ++c)
-                                    dst[c] = ToAcc<T, A>(src[c * out_hw]);
-                                }
-                              }
-                            });
+    };
+    // out_backprop patch rows [p_first, p_first + n) into dst[n][Cout], in A.
+    auto convert_dy = [&](int64_t p_first, int64_t n, A* dst_rows) {
+      for (int64_t r = 0; r < n; ++r) {
+        const int64_t p = p_first + r, b = p / out_hw, hw = p % out_hw;
+        A* dst = dst_rows + r * Cout;
+        if (!g.nchw) {
+          internal::ConvertToAcc(out_backprop + p * Cout, dst, Cout);
+        } else {
+          const T* src = out_backprop + b * Cout * out_hw + hw;
+          for (int64_t c = 0; c < Cout; ++c) dst[c] = ToAcc<T, A>(src[c * out_hw]);
+        }
       }
-      const A* colp = direct_x ? reinterpret_cast<const A*>(input) + p0 * C : col.get();
-      const A* dyp = direct_dy ? reinterpret_cast<const A*>(out_backprop) + p0 * Cout : dyc.get();
-      const int64_t n_tiles = static_cast<int64_t>(tiles.size());
+    };
+    // One GEMM: base[tile] += colp[0:n, tile k]^T * dyp[0:n, tile c].
+    auto gemm = [&](const Tile& tl, const A* colp, const A* dyp, int64_t n, A* base) {
+      Eigen::Map<const RowMat, 0, Stride> lhs(colp + tl.group * Kg + tl.k0, n, tl.k_len,
+                                              Stride(Ktot));
+      Eigen::Map<const RowMat, 0, Stride> rhs(dyp + tl.group * Cg + tl.c0, n, tl.c_len,
+                                              Stride(Cout));
+      A* dst =
+          direct_out ? base + tl.k0 * Cout + tl.c0 : base + (tl.group * Kg + tl.k0) * Cg + tl.c0;
+      Eigen::Map<RowMat, 0, Stride> out(dst, tl.k_len, tl.c_len, Stride(direct_out ? Cout : Cg));
+      out.noalias() += lhs.transpose() * rhs;
+    };
+
+    if (splits > 1) {
+      // Small filter: `splits` fixed tasks; task s takes the cache-sized chunks
+      // s, s + splits, ... and does their im2col and every tile's GEMM itself
+      // (the chunk is still in its core's cache when the GEMM packs it).
+      const int64_t chunk = std::min(
+          P, std::max(kMinChunkRows, kSplitChunkBytes / ((Ktot + Cout) * int64_t{sizeof(A)})));
+      const int64_t n_chunks = CeilDiv(P, chunk);
+      std::atomic<bool> failed{false};
       parallel_for(
-          n_tiles * splits, rows * 256 * 128 / splits, [&](int64_t t_begin, int64_t t_end) {
-            for (int64_t ts = t_begin; ts < t_end; ++ts) {
-              const Tile& tl = tiles[ts % n_tiles];
-              const int64_t sp = ts / n_tiles;
-              const int64_t r0 = rows * sp / splits, r1 = rows * (sp + 1) / splits;
-              if (r1 == r0) continue;
-              Eigen::Map<const RowMat, 0, Stride> lhs(colp + r0 * Ktot + tl.group * Kg + tl.k0,
-                                                      r1 - r0, tl.k_len, Stride(Ktot));
-              Eigen::Map<const RowMat, 0, Stride> rhs(dyp + r0 * Cout + tl.group * Cg + tl.c0,
-                                                      r1 - r0, tl.c_len, Stride(Cout));
-              A* base = split_base(sp);
-              A* dst = direct_out ? base + tl.k0 * Cout + tl.c0
-                                  : base + (tl.group * Kg + tl.k0) * Cg + tl.c0;
-              Eigen::Map<RowMat, 0, Stride> out(dst, tl.k_len, tl.c_len,
-                                                Stride(direct_out ? Cout : Cg));
-              out.noalias() += lhs.transpose() * rhs;
+          splits, CeilDiv(n_chunks, splits) * chunk * Kg * Cg, [&](int64_t s_begin, int64_t s_end) {
+            Scratch<A> col(direct_x ? 1 : chunk * Ktot);
+            Scratch<A> dyc(direct_dy ? 1 : chunk * Cout);
+            if (!col.ok() || !dyc.ok()) {
+              failed = true;
+              return;
+            }
+            for (int64_t sp = s_begin; sp < s_end; ++sp) {
+              for (int64_t ci = sp; ci < n_chunks; ci += splits) {
+                const int64_t p0 = ci * chunk, n = std::min(chunk, P - p0);
+                if (!direct_x) im2col(p0, n, col.get());
+                if (!direct_dy) convert_dy(p0, n, dyc.get());
+                const A* colp = direct_x ? reinterpret_cast<const A*>(input) + p0 * C : col.get();
+                const A* dyp =
+                    direct_dy ? reinterpret_cast<const A*>(out_backprop) + p0 * Cout : dyc.get();
+                for (const Tile& tl : tiles) gemm(tl, colp, dyp, n, split_base(sp));
+              }
             }
           });
+      if (failed) return false;
+    } else {
+      // Enough tiles: chunks in order, each expanded by all threads, then one
+      // task per tile.
+      const int64_t chunk =
+          std::min(P, std::max(kMinChunkRows, kChunkBudgetBytes / (Ktot * int64_t{sizeof(A)})));
+      Scratch<A> col(direct_x ? 1 : chunk * Ktot);
+      Scratch<A> dyc(direct_dy ? 1 : chunk * Cout);
+      if (!col.ok() || !dyc.ok()) return false;
+      for (int64_t p0 = 0; p0 < P; p0 += chunk) {
+        const int64_t rows = std::min(chunk, P - p0);
+        if (!direct_x) {
+          internal::ForRanges(parallel_for, rows, internal::kMaxTasks, Ktot,
+                              [&](int64_t r_begin, int64_t r_end) {
+                                im2col(p0 + r_begin, r_end - r_begin, col.get() + r_begin * Ktot);
+                              });
+        }
+        if (!direct_dy) {
+          internal::ForRanges(
+              parallel_for, rows, internal::kMaxTasks, Cout, [&](int64_t r_begin, int64_t r_end) {
+                convert_dy(p0 + r_begin, r_end - r_begin, dyc.get() + r_begin * Cout);
+              });
+        }
+        const A* colp = direct_x ? reinterpret_cast<const A*>(input) + p0 * C : col.get();
+        const A* dyp = direct_dy ? reinterpret_cast<const A*>(out_backprop) + p0 * Cout : dyc.get();
+        parallel_for(static_cast<int64_t>(tiles.size()), rows * 256 * 128,
+                     [&](int64_t t_begin, int64_t t_end) {
+                       for (int64_t t = t_begin; t < t_end; ++t) {
+                         gemm(tiles[t], colp, dyp, rows, acc);
+                       }
+                     });
+      }
     }
   }
 

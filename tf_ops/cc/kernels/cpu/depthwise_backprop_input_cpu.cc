@@ -157,9 +157,7 @@ void StoreDxRow(const A* a, int64_t padded, const Layout4& xl, int64_t b, int64_
   const int64_t C = xl.depth;
   if (!xl.nchw) {
     T* out = input_backprop + xl.Offset(b, h, 0, 0);
-    for (int64_t w = 0; w < xl.cols; ++w) {
-      for (int64_t c = 0; c < C; ++c) out[w * C + c] = internal::FromAcc<T, A>(a[w * padded + c]);
-    }
+    for (int64_t w = 0; w < xl.cols; ++w) internal::ConvertFromAcc(a + w * padded, out + w * C, C);
   } else {
     for (int64_t c = 0; c < C; ++c) {
       T* out = input_backprop + xl.Offset(b, h, 0, c);
@@ -462,9 +460,7 @@ void PackWindowRow(const T* out_backprop, const Layout4 dl, int64_t b, int64_t h
           if constexpr (std::is_same<T, A>::value) {
             internal::StoreVec(p + cb * plane, internal::LoadVec(sc));
           } else {
-            alignas(64) A tmp[V];
-            for (int64_t l = 0; l < V; ++l) tmp[l] = internal::ToAcc<T, A>(sc[l]);
-            internal::StoreVec(p + cb * plane, internal::LoadVec(tmp));
+            internal::ConvertToAcc(sc, p + cb * plane, V);
           }
         } else if (M == 1) {
           A* pc = p + cb * plane;
