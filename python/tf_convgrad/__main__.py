@@ -5,7 +5,8 @@ Commands:
         reference over a grid of configurations: errors, ULP distances, determinism and the
         kernel TF ran (see :mod:`tf_convgrad.crosscheck`).
     bench: Ours against TF's oneDNN and native CPU kernels, interleaved, with the machine's
-        measured peak, bandwidth and each layer's roofline (see :mod:`tf_convgrad.bench`).
+        measured peak, bandwidth and each layer's roofline; with ``--memory``, the peak resident
+        memory of one call instead (see :mod:`tf_convgrad.bench`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(handler=crosscheck.run)
     timing = commands.add_parser(
         "bench",
-        help="time ours against TF's CPU kernels (oneDNN on and off) with roofline figures",
+        help="time ours against TF's CPU kernels (oneDNN on and off) with roofline figures, "
+        "or (--memory) measure their peak memory",
         description=(bench.__doc__ or "").strip(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -12,6 +12,29 @@ Method (see docs/PERF.md for results):
   write the output once); "% roofline" = roofline time / measured time.
 * Each worker records the CPU time other processes used while a case ran ("fgn", in cores, from
   /proc/stat): timings taken at fgn > 0.3 are not trustworthy on a 2-core machine.
+
+`bench --memory` measures, instead of time, the peak extra resident memory (RSS) of one call of
+ours, of TF with oneDNN on and of TF native (Linux with glibc only):
+* Three worker processes, one per implementation, each running the cases in turn. Per case it
+  builds the inputs, calls the op once (kernel and oneDNN primitive creation) and drops the
+  result; then, three times: gc, malloc_trim(0), read VmRSS, reset VmHWM to it (write 5 to
+  /proc/self/clear_refs), call the op, read VmHWM, drop the result, gc, read VmRSS again.
+  peak = the highest of the three VmHWM - (the lower VmRSS).
+  It includes the output tensor (the same size for all three; shown as "out"), so the scratch
+  part is peak - out. Memory that an implementation keeps between calls (caches, pools) is not
+  in it; ours keeps none.
+* RSS must fall when memory is freed, or a call's buffers hide in pages an earlier call left
+  resident. So the workers run with MALLOC_MMAP_THRESHOLD_=65536: glibc serves blocks of 64 KiB
+  and more that do not fit in free heap space with mmap and unmaps them on free. And
+  malloc_trim(0) before each measured call gives the free heap space's pages back, without which
+  a 0.5 MiB output sometimes fitted in resident free heap and measured 0. Repeated runs still
+  differ by up to ~0.1 MiB (small allocations); the ratio counts peaks under 0.25 MiB as 0.25.
+* With oneDNN on, TF's CPU allocator keeps blocks of 256 KiB and more in a BFC pool that never
+  shrinks, so after the warm-up call its peak would read ~0; the workers set
+  TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1, which sends those blocks to malloc (same kernels).
+* --fresh runs a new process per case and implementation (TensorFlow's import each time, 3 to
+  10 s); on the --quick cases it gave the same peaks as the batched default within 0.1 MiB.
+* The peaks depend on the number of threads (per-thread scratch): compare on one machine.
 """
 
 from __future__ import annotations
@@ -102,11 +125,14 @@ def _out(size, k, s, pad):
     return (size + s - 1) // s if pad == "SAME" else (size - k + s) // s
 
 
+_ITEM = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}
+
+
 def cost(case):
     """(flops, bytes) of a case: 2 x multiply-adds, and the minimum memory traffic."""
     n, h, w, c, k, s, mo = (case[key] for key in ("n", "h", "w", "c", "k", "s", "mo"))
     oh, ow = _out(h, k, s, case["pad"]), _out(w, k, s, case["pad"])
-    item = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}[case["dtype"]]
+    item = _ITEM[case["dtype"]]
     if case["op"] == "CBF":
         macs = n * oh * ow * k * k * c * mo
         elems = n * h * w * c + n * oh * ow * mo + k * k * c * mo
@@ -114,6 +140,13 @@ def cost(case):
         macs = n * oh * ow * k * k * c * mo
         elems = n * h * w * c + n * oh * ow * c * mo + k * k * c * mo
     return 2 * macs, elems * item
+
+
+def output_bytes(case):
+    """Size of the op's result: the filter gradient (CBF, DBF) or the input gradient (DBI)."""
+    n, h, w, c, k, mo = (case[key] for key in ("n", "h", "w", "c", "k", "mo"))
+    elems = n * h * w * c if case["op"] == "DBI" else k * k * c * mo
+    return elems * _ITEM[case["dtype"]]
 
 
 # ----------------------------------------------------------------------------- worker side
@@ -128,44 +161,49 @@ def _foreign_jiffies():
     return busy - own
 
 
-def _worker(cases, out_path, budget):
+def _calls(case, rng):
+    """A case's inputs (random normal) and its two calls, (ours, TF's), as no-argument functions."""
     import numpy as np
     import tensorflow as tf
 
     import tf_convgrad
 
+    n, h, w, c, k, s, mo = (case[key] for key in ("n", "h", "w", "c", "k", "s", "mo"))
+    oh, ow = _out(h, k, s, case["pad"]), _out(w, k, s, case["pad"])
+    dt = tf.as_dtype(case["dtype"])
+    od = mo if case["op"] == "CBF" else c * mo
+    x = tf.cast(rng.standard_normal((n, h, w, c), dtype=np.float32), dt)
+    dy = tf.cast(rng.standard_normal((n, oh, ow, od), dtype=np.float32), dt)
+    f = tf.cast(rng.standard_normal((k, k, c, mo), dtype=np.float32), dt)
+    attrs = dict(strides=[1, s, s, 1], padding=case["pad"])
+    if case["op"] == "DBI":
+        kw = dict(input_sizes=tf.constant([n, h, w, c]), filter=f, out_backprop=dy, **attrs)
+        ours, theirs = (
+            tf_convgrad.depthwise_conv2d_native_backprop_input,
+            (tf.raw_ops.DepthwiseConv2dNativeBackpropInput),
+        )
+    else:
+        kw = dict(input=x, filter_sizes=tf.constant([k, k, c, mo]), out_backprop=dy, **attrs)
+        ours, theirs = (
+            (tf_convgrad.conv2d_backprop_filter, tf.raw_ops.Conv2DBackpropFilter)
+            if case["op"] == "CBF"
+            else (
+                tf_convgrad.depthwise_conv2d_native_backprop_filter,
+                tf.raw_ops.DepthwiseConv2dNativeBackpropFilter,
+            )
+        )
+    return (lambda fn=ours, kw=kw: fn(**kw)), (lambda fn=theirs, kw=kw: fn(**kw))
+
+
+def _worker(cases, out_path, budget):
+    import numpy as np
+
     hz = os.sysconf("SC_CLK_TCK")
     results = []
     rng = np.random.default_rng(0)
     for idx, case in enumerate(cases):
-        n, h, w, c, k, s, mo = (case[key] for key in ("n", "h", "w", "c", "k", "s", "mo"))
-        oh, ow = _out(h, k, s, case["pad"]), _out(w, k, s, case["pad"])
-        dt = tf.as_dtype(case["dtype"])
-        od = mo if case["op"] == "CBF" else c * mo
-        x = tf.cast(rng.standard_normal((n, h, w, c), dtype=np.float32), dt)
-        dy = tf.cast(rng.standard_normal((n, oh, ow, od), dtype=np.float32), dt)
-        f = tf.cast(rng.standard_normal((k, k, c, mo), dtype=np.float32), dt)
-        attrs = dict(strides=[1, s, s, 1], padding=case["pad"])
-        if case["op"] == "DBI":
-            kw = dict(input_sizes=tf.constant([n, h, w, c]), filter=f, out_backprop=dy, **attrs)
-            ours, theirs = (
-                tf_convgrad.depthwise_conv2d_native_backprop_input,
-                (tf.raw_ops.DepthwiseConv2dNativeBackpropInput),
-            )
-        else:
-            kw = dict(input=x, filter_sizes=tf.constant([k, k, c, mo]), out_backprop=dy, **attrs)
-            ours, theirs = (
-                (tf_convgrad.conv2d_backprop_filter, tf.raw_ops.Conv2DBackpropFilter)
-                if case["op"] == "CBF"
-                else (
-                    tf_convgrad.depthwise_conv2d_native_backprop_filter,
-                    tf.raw_ops.DepthwiseConv2dNativeBackpropFilter,
-                )
-            )
-        impls = {
-            "ours": lambda fn=ours, kw=kw: fn(**kw),
-            "tf": lambda fn=theirs, kw=kw: fn(**kw),
-        }
+        ours, theirs = _calls(case, rng)
+        impls = {"ours": ours, "tf": theirs}
         first = {}
         for name, fn in impls.items():  # first call: kernel creation, primitive caches
             t0 = time.perf_counter()
@@ -194,6 +232,64 @@ def _worker(cases, out_path, budget):
                 "fgn": round(fgn, 2),
             }
         )
+        print(f"progress {idx + 1}/{len(cases)}", file=sys.stderr, flush=True)
+    with open(out_path, "w") as f:
+        json.dump(results, f)
+
+
+def _status_bytes(key):
+    """A field of /proc/self/status (VmRSS, VmHWM), in bytes."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no {key} in /proc/self/status")
+
+
+def _reset_peak():
+    """Resets this process's VmHWM (peak RSS) to its current RSS (Linux >= 4.0)."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def _memory_worker(cases, impl, out_path, repeats=3):
+    """Peak extra RSS of one call of `impl` ("ours" or "tf") per case: after a warm-up call, the
+    highest of `repeats` calls, each measured on its own (the peak reset before it)."""
+    import ctypes
+    import gc
+
+    import numpy as np
+    import tensorflow as tf
+
+    libc = ctypes.CDLL("libc.so.6")
+    gc.collect()
+    gc.freeze()  # later collections skip TensorFlow's own objects (0.2 s each otherwise)
+    rng = np.random.default_rng(0)
+    results = []
+    for idx, case in enumerate(cases):
+        ours, theirs = _calls(case, rng)
+        call = ours if impl == "ours" else theirs
+        try:
+            call()  # kernel and primitive creation; also flushes TF's deferred input frees
+            peaks = []
+            for _ in range(repeats):
+                gc.collect()
+                libc.malloc_trim(0)  # no resident free heap pages for this call to reuse
+                _reset_peak()
+                before = _status_bytes("VmRSS")
+                result = call()
+                top = _status_bytes("VmHWM")
+                del result
+                gc.collect()
+                # Heap pages that earlier calls freed late may be given back during this call;
+                # the RSS after it (its result freed) is then the lower, truer baseline.
+                peaks.append(top - min(before, _status_bytes("VmRSS")))
+            results.append({"peak_bytes": max(peaks), "peak_bytes_runs": peaks})
+        except tf.errors.OpError as e:  # the kernel refuses the case
+            message = (e.message or "").strip().splitlines()
+            results.append({"error": f"{type(e).__name__}: {message[0] if message else ''}"})
+        del ours, theirs, call
+        gc.collect()
         print(f"progress {idx + 1}/{len(cases)}", file=sys.stderr, flush=True)
     with open(out_path, "w") as f:
         json.dump(results, f)
@@ -241,7 +337,7 @@ def _run_workers(cases, budget, progress):
             for line in proc.stderr:
                 if line.startswith("progress "):
                     done, total = line.split()[1].split("/")
-                    progress(setting, int(done), int(total))
+                    progress(f"TF {setting}", int(done), int(total))
             if proc.wait() != 0:
                 raise RuntimeError(f"bench worker ({setting}) failed with code {proc.returncode}")
             with open(res_path) as f:
@@ -249,15 +345,179 @@ def _run_workers(cases, budget, progress):
     return out
 
 
-def _bar(setting, done, total):
+def _bar(label, done, total):
     width = 30
     filled = width * done // total
-    line = f"  TF {setting:7s} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
+    line = f"  {label:10s} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
     if sys.stderr.isatty():
         sys.stderr.write("\r" + line + ("\n" if done == total else ""))
     elif done == total or done % 10 == 0:  # a log file gets a line every 10 cases
         sys.stderr.write(line + "\n")
     sys.stderr.flush()
+
+
+# Memory mode: (label, call, TF_ENABLE_ONEDNN_OPTS) of its three workers, and their environment.
+_MEMORY_WORKERS = (("ours", "ours", "0"), ("onednn", "tf", "1"), ("native", "tf", "0"))
+MEMORY_ENV = {
+    # glibc serves new blocks >= 64 KiB with mmap and unmaps them on free: RSS falls after a
+    # free, so a call's peak is not hidden in heap pages that an earlier call left behind.
+    "MALLOC_MMAP_THRESHOLD_": "65536",
+    # With oneDNN on, TF's CPU allocator keeps blocks >= 256 KiB in a BFC pool that never
+    # shrinks; the warm-up call would leave the measured call's memory pooled (peak ~0).
+    "TF_ONEDNN_USE_SYSTEM_ALLOCATOR": "1",
+}
+# Repeated runs differ by up to ~0.1 MiB: the ratio counts smaller peaks as this.
+RESOLUTION = 1 << 18
+
+
+def _peak_reset_problem():
+    """None if /proc/self/clear_refs resets VmHWM here, else why not."""
+    try:
+        block = b"\x01" * (64 << 20)  # raise the peak 64 MiB above the current RSS
+        del block
+        _reset_peak()
+        gap = _status_bytes("VmHWM") - _status_bytes("VmRSS")
+    except (OSError, RuntimeError) as e:
+        return (
+            f"cannot reset the peak RSS (VmHWM) through /proc/self/clear_refs: {e}. The memory "
+            "mode needs Linux >= 4.0 with a writable /proc (not gVisor, not a read-only /proc)."
+        )
+    if gap > 32 << 20:
+        return "writing 5 to /proc/self/clear_refs did not reset VmHWM on this kernel"
+    return None
+
+
+def _run_memory_workers(cases, fresh, progress, workers=_MEMORY_WORKERS):
+    """Runs the memory workers; returns {label: results in case order}."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **MEMORY_ENV)
+    batches = [cases[i : i + 1] for i in range(len(cases))] if fresh else [cases]
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        case_path, res_path = os.path.join(tmp, "cases.json"), os.path.join(tmp, "results.json")
+        for label, call, onednn in workers:
+            env["TF_ENABLE_ONEDNN_OPTS"] = onednn
+            results = []
+            for batch in batches:
+                with open(case_path, "w") as f:
+                    json.dump(batch, f)
+                cmd = [sys.executable, "-m", "tf_convgrad.bench", "--memory-worker", case_path,
+                       call, res_path]  # fmt: skip
+                proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+                tail = []
+                for line in proc.stderr:
+                    if line.startswith("progress "):
+                        done = len(results) + int(line.split()[1].split("/")[0])
+                        progress(label if call == "ours" else f"TF {label}", done, len(cases))
+                    else:
+                        tail = (tail + [line.rstrip()])[-8:]
+                if proc.wait() != 0:
+                    raise RuntimeError(
+                        f"bench memory worker ({label}) failed with code {proc.returncode}:\n"
+                        + "\n".join(tail)
+                    )
+                with open(res_path) as f:
+                    results += json.load(f)
+            out[label] = results
+    return out
+
+
+def run_memory(args, cases):
+    """`bench --memory`: peak extra RSS of one call, ours against TF oneDNN and TF native."""
+    problem = _peak_reset_problem()
+    if problem:
+        print(f"bench --memory: {problem}", file=sys.stderr)
+        return 2
+    how = "a worker process per case and implementation" if args.fresh else "three worker processes"
+    print(
+        f"bench --memory: {len(cases)} cases; {how} (ours, TF oneDNN on, TF native), "
+        "peak RSS of one call after a warm-up call",
+        file=sys.stderr,
+    )
+    runs = _run_memory_workers(cases, args.fresh, _bar)
+    rows = []
+    for i, case in enumerate(cases):
+        row = dict(case, output_bytes=output_bytes(case))
+        for label, key in (("ours", "ours"), ("onednn", "tf_onednn"), ("native", "tf_native")):
+            res = runs[label][i]
+            row[f"{key}_peak_bytes"] = res.get("peak_bytes")
+            row[f"{key}_peak_bytes_runs"] = res.get("peak_bytes_runs")
+            if "error" in res:
+                row[f"{key}_error"] = res["error"]
+        tf_peaks = [row[k] for k in ("tf_onednn_peak_bytes", "tf_native_peak_bytes")]
+        tf_peaks = [p for p in tf_peaks if p is not None]
+        row["tf_best_peak_bytes"] = min(tf_peaks) if tf_peaks else None
+        ours, best = row["ours_peak_bytes"], row["tf_best_peak_bytes"]
+        both = ours is not None and best is not None
+        row["ratio"] = max(ours, RESOLUTION) / max(best, RESOLUTION) if both else None
+        row["excess_bytes"] = ours - best if both else None
+        rows.append(row)
+    summary = {}
+    for op in ("DBF", "DBI", "CBF"):
+        mine = [r for r in rows if r["op"] == op and r["ratio"] is not None]
+        if mine:
+            summary[op] = {
+                "cases": len(mine),
+                "cases_above_tf": sum(r["excess_bytes"] > RESOLUTION for r in mine),
+                "max_ratio": max(r["ratio"] for r in mine),
+                "max_excess_bytes": max(r["excess_bytes"] for r in mine),
+            }
+    report = {
+        "date": time.strftime("%Y-%m-%d"),
+        "mode": "memory",
+        "machine": {"cpus": os.cpu_count()},
+        "env": MEMORY_ENV,
+        "fresh_processes": bool(args.fresh),
+        "resolution_bytes": RESOLUTION,
+        "summary": summary,
+        "rows": rows,
+    }
+    print(json.dumps(report, indent=1) if args.json else format_memory_table(report))
+    return 0
+
+
+def format_memory_table(report):
+    mib = 1 << 20
+
+    def cell(row, key, width):
+        value = row.get(key)
+        if value is None:
+            return f"{'error':>{width}s}"
+        return f"{value / mib:{width}.2f}"
+
+    lines = [
+        f"date {report['date']}; {report['machine']['cpus']} CPUs; peak = highest RSS during a "
+        "call above the RSS without it, output included (highest of 3 calls after a warm-up); MiB.",
+        f"ratio = ours / TF's best (lower of oneDNN and native); <= 1: ours needs no more. "
+        f"Peaks under {report['resolution_bytes'] / mib:.2f} MiB count as that in the ratio.",
+        "excess = ours - TF's best (MiB); the scratch part of a peak is peak - out.",
+        "",
+        f"{'op':4s} {'layer':42s} {'dtype':8s} {'out':>7s} {'ours':>8s} {'oneDNN':>8s} "
+        f"{'native':>8s} {'ratio':>6s} {'excess':>8s}",
+    ]
+    errors = []
+    for r in report["rows"]:
+        ratio = f"{r['ratio']:6.2f}" if r["ratio"] is not None else f"{'-':>6s}"
+        excess = (
+            f"{r['excess_bytes'] / mib:8.2f}" if r["excess_bytes"] is not None else f"{'-':>8s}"
+        )
+        lines.append(
+            f"{r['op']:4s} {r['name']:42s} {r['dtype']:8s} {r['output_bytes'] / mib:7.2f} "
+            f"{cell(r, 'ours_peak_bytes', 8)} {cell(r, 'tf_onednn_peak_bytes', 8)} "
+            f"{cell(r, 'tf_native_peak_bytes', 8)} {ratio} {excess}"
+        )
+        for key, who in (("ours", "ours"), ("tf_onednn", "TF oneDNN"), ("tf_native", "TF native")):
+            if f"{key}_error" in r:
+                errors.append(f"  {r['op']} {r['name']} {r['dtype']}, {who}: {r[key + '_error']}")
+    lines.append("")
+    for op, s in report["summary"].items():
+        lines.append(
+            f"{op}: ours above TF's best (by > {report['resolution_bytes'] / mib:.2f} MiB) on "
+            f"{s['cases_above_tf']} of {s['cases']} cases; highest ratio {s['max_ratio']:.2f}, "
+            f"largest excess {s['max_excess_bytes'] / mib:.2f} MiB"
+        )
+    if errors:
+        lines += ["", "errors (the kernel refused the case):"] + errors
+    return "\n".join(lines)
 
 
 def run(args):
@@ -266,6 +526,14 @@ def run(args):
     if not cases:
         print("bench: no case matches the filters", file=sys.stderr)
         return 2
+    if args.memory:
+        if args.plot:
+            print(
+                "bench: --plot charts the timing ratios; it does not go with --memory",
+                file=sys.stderr,
+            )
+            return 2
+        return run_memory(args, cases)
     print(
         f"bench: {len(cases)} cases; measuring the machine, then two worker processes "
         "(TF oneDNN on, TF native), each timing ours and TF's interleaved",
@@ -388,12 +656,25 @@ def add_arguments(parser):
     parser.add_argument(
         "--budget", type=float, default=0.6, help="seconds of timed calls per case and worker"
     )
+    parser.add_argument(
+        "--memory",
+        action="store_true",
+        help="instead of timing, measure the peak resident memory of one call (see above)",
+    )
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="with --memory: a new worker process per case and implementation (slow)",
+    )
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "--worker":
         with open(sys.argv[2]) as f:
             _worker(json.load(f), sys.argv[3], float(sys.argv[4]))
+    elif len(sys.argv) == 5 and sys.argv[1] == "--memory-worker":
+        with open(sys.argv[2]) as f:
+            _memory_worker(json.load(f), sys.argv[3], sys.argv[4])
     else:
         p = argparse.ArgumentParser(prog="python -m tf_convgrad.bench")
         add_arguments(p)
