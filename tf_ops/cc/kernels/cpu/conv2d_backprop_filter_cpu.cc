@@ -10,12 +10,12 @@
 // re-pack their operands once each). With 8 or more tiles, chunks (at most
 // 8 MiB or 64 rows) are expanded by all threads and then applied one tile per
 // task, in chunk order. With fewer, `splits` fixed tasks each take every
-// splits-th cache-sized chunk (256 KiB or 64 rows), expand it and apply all
+// splits-th cache-sized chunk (256 KiB or 256 rows), expand it and apply all
 // tiles into their own partial dW; the partials are summed in order at the end.
 // Either way each element of dW sees the same sequence of operations whatever
 // the number of threads. Scratch: the im2col and converted out_backprop chunks
 // (one set, or one per running split task), up to 7 partial dWs (at most
-// 16 MiB in all), plus a dW-sized accumulator when T is not the accumulator
+// 8 MiB in all), plus a dW-sized accumulator when T is not the accumulator
 // type or the filter is grouped.
 #include <atomic>
 #include <type_traits>
@@ -36,8 +36,9 @@ namespace {
 constexpr int64_t kChunkBudgetBytes = int64_t{8} << 20;
 constexpr int64_t kMinChunkRows = 64;
 constexpr int64_t kSplitChunkBytes = int64_t{256} << 10;  // im2col + dy chunk per split task
+constexpr int64_t kSplitMinRows = 256;
 constexpr int64_t kMinBlocks = 8;  // independent GEMM blocks per chunk, for the threads
-constexpr int64_t kPartialBudgetBytes = int64_t{16} << 20;
+constexpr int64_t kPartialBudgetBytes = int64_t{8} << 20;
 
 // One (group, K tile, Cout tile) block of dW.
 struct Tile {
@@ -83,12 +84,16 @@ bool Conv2DBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* out
   A* acc = direct_out ? reinterpret_cast<A*>(filter_backprop) : acc_buf.get();
   std::fill(acc, acc + out_elems, A(0));
   const std::vector<Tile> tiles = MakeTiles(G, Kg, Cg);
-  // Fewer than kMinBlocks tiles: each chunk's patch rows are also split into
-  // `splits` fixed ranges, range s accumulating into its own partial dW; the
-  // partials are summed in order s = 0, 1, ... at the end (thread-count independent).
-  int64_t splits = CeilDiv(kMinBlocks, static_cast<int64_t>(tiles.size()));
-  while (splits > 1 && (splits - 1) * out_elems * int64_t{sizeof(A)} > kPartialBudgetBytes) {
-    --splits;
+  // Fewer than kMinBlocks tiles: the patch rows are split between `splits` fixed
+  // tasks, task s accumulating into its own partial dW; the partials are summed
+  // in order s = 0, 1, ... at the end (thread-count independent). Up to
+  // kMinBlocks tasks within the partials' budget, an even number when more than
+  // one (so that two threads get equal shares).
+  int64_t splits = 1;
+  if (static_cast<int64_t>(tiles.size()) < kMinBlocks) {
+    splits =
+        std::min<int64_t>(kMinBlocks, 1 + kPartialBudgetBytes / (out_elems * int64_t{sizeof(A)}));
+    if (splits > 2) splits -= splits % 2;
   }
   Scratch<A> partial_buf(splits > 1 ? (splits - 1) * out_elems : 1);
   if (!partial_buf.ok()) return false;
@@ -176,8 +181,14 @@ bool Conv2DBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* out
       // Small filter: `splits` fixed tasks; task s takes the cache-sized chunks
       // s, s + splits, ... and does their im2col and every tile's GEMM itself
       // (the chunk is still in its core's cache when the GEMM packs it).
-      const int64_t chunk = std::min(
-          P, std::max(kMinChunkRows, kSplitChunkBytes / ((Ktot + Cout) * int64_t{sizeof(A)})));
+      // At least kSplitMinRows rows, so that each GEMM's reduction is deep
+      // compared with its read and write of the dW tile; one range per task
+      // when nothing needs expanding.
+      const int64_t chunk =
+          direct_x && direct_dy
+              ? CeilDiv(P, splits)
+              : std::min(P, std::max(kSplitMinRows,
+                                     kSplitChunkBytes / ((Ktot + Cout) * int64_t{sizeof(A)})));
       const int64_t n_chunks = CeilDiv(P, chunk);
       std::atomic<bool> failed{false};
       parallel_for(
