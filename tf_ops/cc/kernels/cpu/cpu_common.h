@@ -86,16 +86,32 @@ inline void ConvertToAcc(const T* __restrict src, A* __restrict dst, int64_t n) 
   for (; e < n; ++e) dst[e] = ToAcc<T, A>(src[e]);
 }
 
-// dst[0:n] = FromAcc(src[0:n]); float -> half converts 16 at a time with
-// AVX-512 (round to nearest even, the same instruction Eigen uses per element).
+// dst[0:n] = FromAcc(src[0:n]), 16 at a time with AVX-512 and bit-identical to
+// Eigen's per-element conversions: float -> half with the same instruction
+// (round to nearest even); float -> bfloat16 with Eigen's integer rounding
+// (add 0x7fff + lsb, keep the top half; NaN -> 0x7fc0 with the sign).
 template <typename T, typename A>
 inline void ConvertFromAcc(const A* __restrict src, T* __restrict dst, int64_t n) {
   int64_t e = 0;
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) && defined(__AVX512BW__)
   if constexpr (std::is_same<T, Eigen::half>::value && std::is_same<A, float>::value) {
     for (; e + 16 <= n; e += 16) {
       const __m256i h = _mm512_cvtps_ph(_mm512_loadu_ps(src + e), _MM_FROUND_TO_NEAREST_INT);
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + e), h);
+    }
+  } else if constexpr (std::is_same<T, Eigen::bfloat16>::value && std::is_same<A, float>::value) {
+    for (; e + 16 <= n; e += 16) {
+      const __m512 v = _mm512_loadu_ps(src + e);
+      const __m512i x = _mm512_castps_si512(v);
+      const __m512i top = _mm512_srli_epi32(x, 16);
+      const __m512i lsb = _mm512_and_si512(top, _mm512_set1_epi32(1));
+      __m512i r = _mm512_srli_epi32(
+          _mm512_add_epi32(x, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb)), 16);
+      const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+      const __m512i quiet = _mm512_or_si512(_mm512_set1_epi32(0x7fc0),
+                                            _mm512_and_si512(top, _mm512_set1_epi32(0x8000)));
+      r = _mm512_mask_mov_epi32(r, nan, quiet);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + e), _mm512_cvtepi32_epi16(r));
     }
   }
 #endif
