@@ -1,0 +1,36 @@
+"""The CPU cores' vectorised half/bfloat16 conversions (cpu_common.h) must give
+exactly Eigen's per-element results, NaNs and denormals included.
+
+Compiles tests/cpp/convert_check.cc with the machine's vector instructions
+(as the cores are built) and runs it on 2^20 random bit patterns per type.
+"""
+
+import pathlib
+import shutil
+import subprocess
+
+import pytest
+import tensorflow as tf
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
+def test_vector_conversions_match_eigen_bitwise(tmp_path):
+    exe = tmp_path / "convert_check"
+    cmd = [
+        "g++",
+        "-O2",
+        "-march=native",
+        "-std=c++17",
+        f"-I{ROOT}",
+        f"-I{tf.sysconfig.get_include()}",
+        str(ROOT / "tests" / "cpp" / "convert_check.cc"),
+        "-o",
+        str(exe),
+    ]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    run = subprocess.run([str(exe)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "half: from-acc mismatches 0, to-acc mismatches 0" in run.stdout
+    assert "bfloat16: from-acc mismatches 0, to-acc mismatches 0" in run.stdout
