@@ -329,5 +329,26 @@ absl::Status ComputeConvBackpropGeometry(const ConvBackpropAttrs& a, const Tenso
   return absl::OkStatus();
 }
 
+absl::Status PrepareConvBackprop(OpKernelContext* ctx, const ConvBackpropAttrs& attrs,
+                                 int64_t element_bytes, PreparedConvBackprop* prepared) {
+  const bool input_grad = attrs.kind == OpKind::kDepthwiseBackpropInput;
+  const Tensor& sizes = ctx->input(input_grad ? 0 : 1);
+  prepared->data = &ctx->input(input_grad ? 1 : 0);
+  prepared->out_backprop = &ctx->input(2);
+  TensorShape sized;
+  TF_RETURN_IF_ERROR(
+      ShapeFromSizesTensor(attrs, input_grad ? "input_sizes" : "filter_sizes", sizes, &sized));
+  const TensorShape& input_shape = input_grad ? sized : prepared->data->shape();
+  const TensorShape& filter_shape = input_grad ? prepared->data->shape() : sized;
+  TF_RETURN_IF_ERROR(ComputeConvBackpropGeometry(
+      attrs, input_shape, filter_shape, prepared->out_backprop->shape(), &prepared->geometry));
+  constexpr int64_t kMaxBytes = int64_t{1} << 62;
+  if (sized.num_elements() > kMaxBytes / element_bytes) {
+    return errors::ResourceExhausted(attrs.label, ": output of shape ", sized.DebugString(),
+                                     " is too large to allocate");
+  }
+  return ctx->allocate_output(0, sized, &prepared->output);
+}
+
 }  // namespace convgrad
 }  // namespace tensorflow

@@ -50,6 +50,21 @@ absl::Status ComputeConvBackpropGeometry(const ConvBackpropAttrs& attrs, const T
                                          const TensorShape& filter, const TensorShape& out_backprop,
                                          tf_convgrad::ConvGeometry* geometry);
 
+// What an adapter's Compute needs once the op's inputs are validated.
+struct PreparedConvBackprop {
+  const Tensor* data = nullptr;  // the forward input, or the filter for the input gradient
+  const Tensor* out_backprop = nullptr;
+  tf_convgrad::ConvGeometry geometry;
+  Tensor* output = nullptr;  // output 0, allocated
+};
+
+// The shared start of Compute on every device: reads the sizes input, checks
+// everything against the attributes, and allocates output 0, refusing sizes
+// whose byte count (element_bytes each) cannot be represented before asking
+// the allocator.
+absl::Status PrepareConvBackprop(OpKernelContext* ctx, const ConvBackpropAttrs& attrs,
+                                 int64_t element_bytes, PreparedConvBackprop* prepared);
+
 }  // namespace convgrad
 }  // namespace tensorflow
 

@@ -35,19 +35,6 @@ tf_convgrad::ParallelFor ThreadPoolFor(OpKernelContext* ctx) {
       };
 }
 
-// Like allocate_output, but refuses sizes whose byte count cannot be
-// represented before asking the allocator.
-template <typename T>
-absl::Status AllocateOutput(OpKernelContext* ctx, const ConvBackpropAttrs& attrs,
-                            const TensorShape& shape, Tensor** out) {
-  constexpr int64_t kMaxBytes = int64_t{1} << 62;
-  if (shape.num_elements() > kMaxBytes / static_cast<int64_t>(sizeof(T))) {
-    return errors::ResourceExhausted(attrs.label, ": output of shape ", shape.DebugString(),
-                                     " is too large to allocate");
-  }
-  return ctx->allocate_output(0, shape, out);
-}
-
 // Debug switch TF_CONVGRAD_POISON_OUTPUTS, read once per process: "1" fills
 // every freshly allocated output with a NaN pattern before the core runs, so
 // an element the core forgets to write shows up as NaN (tests/test_poison.py).
@@ -102,20 +89,12 @@ class ConvBackpropOp : public OpKernel {
   }
 
   void Compute(OpKernelContext* ctx) override {
-    const bool input_grad = attrs_.kind == OpKind::kDepthwiseBackpropInput;
-    const Tensor& sizes = ctx->input(input_grad ? 0 : 1);
-    const Tensor& data = ctx->input(input_grad ? 1 : 0);  // filter or input
-    const Tensor& out_backprop = ctx->input(2);
-    TensorShape sized;
-    OP_REQUIRES_OK(ctx, ShapeFromSizesTensor(attrs_, input_grad ? "input_sizes" : "filter_sizes",
-                                             sizes, &sized));
-    const TensorShape& input_shape = input_grad ? sized : data.shape();
-    const TensorShape& filter_shape = input_grad ? data.shape() : sized;
-    tf_convgrad::ConvGeometry geometry;
-    OP_REQUIRES_OK(ctx, ComputeConvBackpropGeometry(attrs_, input_shape, filter_shape,
-                                                    out_backprop.shape(), &geometry));
-    Tensor* output = nullptr;
-    OP_REQUIRES_OK(ctx, AllocateOutput<T>(ctx, attrs_, sized, &output));
+    PreparedConvBackprop p;
+    OP_REQUIRES_OK(ctx, PrepareConvBackprop(ctx, attrs_, sizeof(T), &p));
+    Tensor* output = p.output;
+    const Tensor& data = *p.data;
+    const Tensor& out_backprop = *p.out_backprop;
+    const tf_convgrad::ConvGeometry& geometry = p.geometry;
     if (output->NumElements() == 0) return;
     T* out = output->flat<T>().data();
     if (GetPoisonMode() != PoisonMode::kOff) {
