@@ -10,10 +10,13 @@
 // repeated M times (so the inner loop is a plain vector multiply-add over the
 // output channels q = c * M + m) and cached for the next output rows. Filter
 // widths 2-7 at stride 1 or 2 (dilation 1) use a sliding window over four
-// output columns (RowTapsWindow); the next rows are software-prefetched.
+// output columns (RowTapsWindow); the next rows are software-prefetched. At
+// stride 1 with filters up to 3 wide, packed input rows carry zero columns for
+// the padding, so edge columns run the window kernel too. The partials are
+// summed vectorised, each element still in the order s = 0..S-1.
 // Scratch: S partials of filter_rows * filter_cols * round_up(C * M, lanes)
 // accumulators, capped at 64 MiB, plus per running worker filter_rows packed
-// input rows and one packed out_backprop row.
+// input rows (with their padding columns) and one packed out_backprop row.
 #include <atomic>
 #include <type_traits>
 #include <vector>
@@ -36,6 +39,8 @@ using internal::ValidRange;
 namespace {
 constexpr int64_t kMaxSuperTasks = 32;
 constexpr int64_t kPartialBudgetBytes = int64_t{64} << 20;
+// Output rows this narrow always get zero-padded packed input rows.
+constexpr int64_t kNarrowCols = 32;
 }  // namespace
 
 template <typename T>
@@ -70,7 +75,6 @@ bool DepthwiseBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* 
   // Float NHWC out_backprop rows with a whole number of vectors per pixel
   // already have the packed layout; so do input rows if also M == 1.
   const bool dy_in_place = std::is_same<T, A>::value && !g.nchw && padded == g.out_depth;
-  const bool in_place = dy_in_place && M == 1;
   int64_t mid_lo = 0, mid_hi = g.out_cols;
   for (int64_t j = 0; j < g.filter_cols; ++j) {
     mid_lo = std::max(mid_lo, lo[j]);
@@ -80,12 +84,28 @@ bool DepthwiseBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* 
   const auto window_fn =
       g.dilation_cols == 1 ? internal::RowTapsWindowFor<A>(g.filter_cols, g.stride_cols) : nullptr;
   const auto taps_fn = window_fn ? window_fn : internal::RowTapsFor<A>(g.filter_cols);
+  // Input rows packed with zero columns for the padding (from input column
+  // -pad_left on), so that every output column runs the window kernel and none
+  // goes tap by tap. Only for stride 1 and filters up to 3 wide (measured: at
+  // stride 2 or on 5-wide filters the window's extra products over the zeros
+  // cost more than the edges save), where rows are packed anyway or are
+  // narrow, so that the edge columns are a large share of the work.
+  const bool has_edges = mid_lo > 0 || mid_hi < g.out_cols;
+  const bool in_place_possible = dy_in_place && M == 1;
+  const bool zero_pad_rows = window_fn != nullptr && has_edges && g.stride_cols == 1 &&
+                             g.filter_cols <= 3 &&
+                             (!in_place_possible || g.out_cols <= kNarrowCols);
+  const bool in_place = in_place_possible && !zero_pad_rows;
+  const int64_t lead = zero_pad_rows ? g.pad_left : 0;  // zero columns before input column 0
+  const int64_t row_cols =
+      zero_pad_rows ? std::max(lead + g.in_cols, (g.out_cols - 1) * g.stride_cols + g.filter_cols)
+                    : g.in_cols;
   std::atomic<bool> failed{false};
   const int64_t cost = (units / supers + 1) * taps * g.out_cols * padded;
   parallel_for(supers, cost, [&](int64_t s_begin, int64_t s_end) {
     RowCache<A> rows;
     Scratch<A> dy_row(g.out_cols * padded);
-    if (!rows.Init(g.filter_rows, g.in_cols * padded) || !dy_row.ok()) {
+    if (!rows.Init(g.filter_rows, row_cols * padded) || !dy_row.ok()) {
       failed = true;
       return;
     }
@@ -113,11 +133,23 @@ bool DepthwiseBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* 
         for (int64_t i = 0; i < g.filter_rows; ++i) {
           const int64_t h = ho * g.stride_rows - g.pad_top + i * g.dilation_rows;
           if (h < 0 || h >= g.in_rows) continue;
-          const A* x_row = in_place ? reinterpret_cast<const A*>(input + xl.Offset(b, h, 0, 0))
-                                    : rows.Get(b * g.in_rows + h, [&](A* p) {
-                                        PackRow(input, xl, b, h, /*repeat=*/M, padded, p);
-                                      });
+          const A* x_row =
+              in_place ? reinterpret_cast<const A*>(input + xl.Offset(b, h, 0, 0))
+                       : rows.Get(b * g.in_rows + h, [&](A* p) {
+                           std::fill(p, p + lead * padded, A(0));
+                           PackRow(input, xl, b, h, /*repeat=*/M, padded, p + lead * padded);
+                           std::fill(p + (lead + g.in_cols) * padded, p + row_cols * padded, A(0));
+                         });
           A* a_row = acc + i * g.filter_cols * padded;
+          if (zero_pad_rows) {
+            // Every output column, edges included, through the window kernel.
+            for (int64_t q = 0; q < padded; q += V) {
+              pf.Step();
+              window_fn(x_row + q, g.stride_cols * padded, padded, dy + q, padded, g.out_cols,
+                        a_row + q, padded);
+            }
+            continue;
+          }
           // Output columns where every tap column is inside the input: all taps at once,
           // each out_backprop vector loaded once (RowTaps); the rest tap by tap.
           if (mid_lo < mid_hi && taps_fn != nullptr) {
@@ -152,17 +184,20 @@ bool DepthwiseBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* 
   });
   if (failed) return false;
 
-  // Fixed-order reduction of the partials; HWIO [fh, fw, C, M] flattens to
+  // Fixed-order reduction of the partials (each element summed s = 0, 1, ...,
+  // vectorised across q); HWIO [fh, fw, C, M] flattens to
   // tap * (C * M) + (c * M + m) = tap * out_depth + q.
   internal::ForRanges(parallel_for, taps, internal::kMaxTasks, supers * g.out_depth,
                       [&](int64_t t_begin, int64_t t_end) {
                         for (int64_t t = t_begin; t < t_end; ++t) {
-                          for (int64_t q = 0; q < g.out_depth; ++q) {
-                            A sum = partials.get()[t * padded + q];
-                            for (int64_t s = 1; s < supers; ++s)
-                              sum += partials.get()[s * partial + t * padded + q];
-                            filter_backprop[t * g.out_depth + q] = internal::FromAcc<T, A>(sum);
+                          // Summed into partial 0's slice.
+                          A* __restrict sum = partials.get() + t * padded;
+                          for (int64_t s = 1; s < supers; ++s) {
+                            const A* __restrict part = sum + s * partial;
+                            for (int64_t q = 0; q < padded; ++q) sum[q] += part[q];
                           }
+                          internal::ConvertFromAcc(sum, filter_backprop + t * g.out_depth,
+                                                   g.out_depth);
                         }
                       });
   return true;
