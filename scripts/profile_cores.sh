@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Profiles the TF-free CPU cores on the layers where docs/PERF.md has them
-# slower than TensorFlow: builds tools/cpu_cores_bench.cc (-O3 -march=native, as
-# the pip build) and, per layer, prints its timing and the top symbols of a
-# `perf record` of it. Needs perf (Debian: linux-perf) and the venv from
+# slower than TensorFlow: builds tools/cpu_cores_bench.cc with the cores' flags
+# (CMakeLists.txt: -O3 -march=native -mprefer-vector-width=512
+# -ffp-contract=fast) and, per layer, prints its timing and the top symbols of
+# a `perf record` of it. Needs perf (Debian: linux-perf) and the venv from
 # scripts/setup.sh (for TensorFlow's Eigen headers).
 #   bash scripts/profile_cores.sh            all layers below
 #   bash scripts/profile_cores.sh dbf 32 7 7 960 3 1 1 SAME    one layer
@@ -14,8 +15,9 @@ INC=$(TF_CPP_MIN_LOG_LEVEL=3 "$PY" -c 'import tensorflow as tf; print(tf.sysconf
 OUT=${PROFILE_DIR:-build-profile}
 mkdir -p "$OUT"
 echo "profile_cores: building $OUT/cpu_cores_bench" >&2
-g++ -O3 -march=native -std=c++17 -DNDEBUG -DEIGEN_MAX_ALIGN_BYTES=64 -I. -I"$INC" \
-  -o "$OUT/cpu_cores_bench" tools/cpu_cores_bench.cc tf_ops/cc/kernels/cpu/*.cc -lpthread
+g++ -O3 -march=native -mprefer-vector-width=512 -ffp-contract=fast -std=c++17 -DNDEBUG \
+  -DEIGEN_MAX_ALIGN_BYTES=64 -I. -I"$INC" -o "$OUT/cpu_cores_bench" \
+  tools/cpu_cores_bench.cc tf_ops/cc/kernels/cpu/*.cc -lpthread
 
 # The float32 layers below 1.0 in at least one of docs/PERF.md's runs (op N H W C K stride M|Cout padding).
 LAYERS=(
