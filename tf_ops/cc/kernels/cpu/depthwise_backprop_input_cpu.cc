@@ -314,9 +314,10 @@ namespace {
 //
 // Columns are split by phase: the pixels w = w0, w0 + s, w0 + 2s, ... (w0 < s)
 // receive from the same taps j_p = j0 + p * s (p < P), and pixel t of the phase
-// reads out_backprop column base + t - p for tap p. So a block of kBlock pixels
-// needs P + kBlock - 1 consecutive columns, each loaded once into a register
-// and used by every pixel it feeds.
+// reads out_backprop column base + t - p for tap p. So a block of B pixels
+// needs P + B - 1 consecutive columns, each loaded once into a register and
+// used by every pixel it feeds. B is 8, or 7 where that wastes fewer pixel
+// slots (phases of 7, 14 or 28 pixels: 12.5% of the kernel's work with 8).
 //
 // out_backprop rows are packed as [channel block][m][column][lanes], columns
 // zero-padded on both sides so that every pixel (edges included) runs the same
@@ -327,7 +328,6 @@ namespace {
 // Scratch: the packed filter, plus per running worker filter_rows packed rows
 // of round_up(C, lanes) * M * (columns + padding) accumulators and, unless dx
 // is float NHWC with C a multiple of the lanes, one dx row.
-constexpr int kBlock = 8;
 constexpr int64_t kMaxPairs = 7;
 
 // What one row's blocks share: per contributing filter row k, the packed
@@ -344,16 +344,16 @@ struct WindowArgs {
   bool stream;                                     // non-temporal dx stores
 };
 
-// kBlock pixels (nvalid of them stored) whose window starts `off` elements into
-// the packed rows, for channel blocks [cb0, cb1); dst is pixel 0 at channel 0.
-template <typename A, int P>
+// B pixels (nvalid of them stored) whose window starts `off` elements into the
+// packed rows, for channel blocks [cb0, cb1); dst is pixel 0 at channel 0.
+template <typename A, int P, int B>
 void WindowBlock(const WindowArgs<A>& w, int64_t off, A* dst, int64_t nvalid, int64_t cb0,
                  int64_t cb1) {
   constexpr int64_t V = kLanes<A>;
   off += cb0 * w.d_cb_stride;
   dst += cb0 * V;
   for (int64_t cb = cb0; cb < cb1; ++cb, off += w.d_cb_stride, dst += V) {
-    internal::Vec<A> r[kBlock] = {};
+    internal::Vec<A> r[B] = {};
     for (int64_t k = 0; k < w.nrows; ++k) {
       const A* d = w.drow[k] + off;
       const A* f = w.frow[k] + cb * w.f_cb_stride;
@@ -362,22 +362,22 @@ void WindowBlock(const WindowArgs<A>& w, int64_t off, A* dst, int64_t nvalid, in
 #pragma GCC unroll 8
         for (int p = 0; p < P; ++p) fv[p] = internal::LoadVec(f + p * w.f_pair_stride);
 #pragma GCC unroll 16
-        for (int u = 0; u < P + kBlock - 1; ++u) {
+        for (int u = 0; u < P + B - 1; ++u) {
           const internal::Vec<A> dv = internal::LoadVec(d + u * V);
 #pragma GCC unroll 8
-          for (int t = 0; t < kBlock; ++t) {
+          for (int t = 0; t < B; ++t) {
             const int p = P - 1 - (u - t);
             if (p >= 0 && p < P) r[t] += fv[p] * dv;
           }
         }
       }
     }
-    if (nvalid == kBlock && w.stream) {
+    if (nvalid == B && w.stream) {
 #pragma GCC unroll 8
-      for (int t = 0; t < kBlock; ++t) internal::StreamVec(dst + t * w.dst_step, r[t]);
+      for (int t = 0; t < B; ++t) internal::StreamVec(dst + t * w.dst_step, r[t]);
     } else {
 #pragma GCC unroll 8
-      for (int t = 0; t < kBlock; ++t) {
+      for (int t = 0; t < B; ++t) {
         if (t < nvalid) internal::StoreVec(dst + t * w.dst_step, r[t]);
       }
     }
@@ -387,32 +387,41 @@ void WindowBlock(const WindowArgs<A>& w, int64_t off, A* dst, int64_t nvalid, in
 template <typename A>
 using WindowBlockFn = void (*)(const WindowArgs<A>&, int64_t, A*, int64_t, int64_t, int64_t);
 
-template <typename A>
+template <typename A, int B>
 WindowBlockFn<A> WindowBlockFor(int64_t pairs) {
   switch (pairs) {
     case 1:
-      return &WindowBlock<A, 1>;
+      return &WindowBlock<A, 1, B>;
     case 2:
-      return &WindowBlock<A, 2>;
+      return &WindowBlock<A, 2, B>;
     case 3:
-      return &WindowBlock<A, 3>;
+      return &WindowBlock<A, 3, B>;
     case 4:
-      return &WindowBlock<A, 4>;
+      return &WindowBlock<A, 4, B>;
     case 5:
-      return &WindowBlock<A, 5>;
+      return &WindowBlock<A, 5, B>;
     case 6:
-      return &WindowBlock<A, 6>;
+      return &WindowBlock<A, 6, B>;
     case 7:
-      return &WindowBlock<A, 7>;
+      return &WindowBlock<A, 7, B>;
     default:
       return nullptr;
   }
 }
 
+template <typename A>
+WindowBlockFn<A> WindowBlockFor(int64_t pairs, int64_t block) {
+  return block == 7 ? WindowBlockFor<A, 7>(pairs) : WindowBlockFor<A, 8>(pairs);
+}
+
+// The block size for a phase of `count` pixels: 7 where it leaves fewer unused
+// pixel slots than 8, else 8.
+int64_t PhaseBlock(int64_t count) { return RoundUp(count, 7) < RoundUp(count, 8) ? 7 : 8; }
+
 // One column phase: pixels w0 + t * s (t < count) with taps j0 + p * s (p < pairs);
 // pixel t's tap p reads packed column base + t - p (relative to the packed row start).
 struct Phase {
-  int64_t w0, count, j0, pairs, base;
+  int64_t w0, count, j0, pairs, base, block;
 };
 
 bool UseWindowed(const ConvGeometry& g) {
@@ -507,8 +516,9 @@ bool WindowedBackpropInput(const ConvGeometry& g, const T* filter, const T* out_
     ph.pairs = ph.j0 < KC ? CeilDiv(KC - ph.j0, s) : 0;
     const int64_t wo0 = (w0 + g.pad_left - ph.j0) / s;  // tap j0's column for t = 0
     ph.base = wo0 - (ph.pairs - 1);
+    ph.block = PhaseBlock(ph.count);
     col_lo = std::min(col_lo, ph.base);
-    col_hi = std::max(col_hi, wo0 + RoundUp(ph.count, kBlock));
+    col_hi = std::max(col_hi, wo0 + RoundUp(ph.count, ph.block));
     phases.push_back(ph);
   }
   const int64_t ncols = col_hi - col_lo;
@@ -548,9 +558,9 @@ bool WindowedBackpropInput(const ConvGeometry& g, const T* filter, const T* out_
   // vectors) stays in L1 across the blocks. Measured 4-13% faster than block
   // outermost on the stride-1 layers of `bench` (tools/cpu_cores_bench.cc), and
   // 7-10% slower on the stride-2 ones, which keep block outermost.
-  const bool cb_outer = s == 1 && g.in_cols > kBlock;
+  const bool cb_outer = s == 1 && g.in_cols > 8;
   int64_t blocks_per_row = 0;
-  for (const Phase& ph : phases) blocks_per_row += CeilDiv(ph.count, kBlock);
+  for (const Phase& ph : phases) blocks_per_row += CeilDiv(ph.count, ph.block);
   const int64_t calls_per_row = cb_outer ? blocks_per_row * nb : blocks_per_row;
   // Each task packs its own rows, so give it enough dx rows (4 * KR) to reuse them.
   const int64_t units = g.batch * g.in_rows;
@@ -598,7 +608,8 @@ bool WindowedBackpropInput(const ConvGeometry& g, const T* filter, const T* out_
         pf.Spread(calls_per_row);
       }
       for (const Phase& ph : phases) {
-        const WindowBlockFn<A> fn = WindowBlockFor<A>(ph.pairs);
+        const WindowBlockFn<A> fn = WindowBlockFor<A>(ph.pairs, ph.block);
+        const int64_t B = ph.block;
         A* dst = a + ph.w0 * pix;
         if (fn == nullptr) {  // no tap reaches this phase
           for (int64_t t = 0; t < ph.count; ++t) {
@@ -615,16 +626,15 @@ bool WindowedBackpropInput(const ConvGeometry& g, const T* filter, const T* out_
             M * ncols * V, KR * KC * V, M * KR * KC * V, s * V, s * pix, stream};
         if (cb_outer) {
           for (int64_t cb = 0; cb < nb; ++cb) {
-            for (int64_t t = 0; t < ph.count; t += kBlock) {
+            for (int64_t t = 0; t < ph.count; t += B) {
               pf.Step();
-              fn(args, t * V, dst + t * s * pix, std::min<int64_t>(kBlock, ph.count - t), cb,
-                 cb + 1);
+              fn(args, t * V, dst + t * s * pix, std::min<int64_t>(B, ph.count - t), cb, cb + 1);
             }
           }
         } else {
-          for (int64_t t = 0; t < ph.count; t += kBlock) {
+          for (int64_t t = 0; t < ph.count; t += B) {
             pf.Step();
-            fn(args, t * V, dst + t * s * pix, std::min<int64_t>(kBlock, ph.count - t), 0, nb);
+            fn(args, t * V, dst + t * s * pix, std::min<int64_t>(B, ph.count - t), 0, nb);
           }
         }
       }
