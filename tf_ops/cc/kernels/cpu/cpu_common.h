@@ -394,13 +394,13 @@ RowTapsFn<A> RowTapsFor(int64_t filter_cols) {
   }
 }
 
-// Software prefetch (into L2) of up to two byte ranges, issued a few lines per
+// Software prefetch (into L2) of up to four byte ranges, issued a few lines per
 // Step() so that the loads overlap the caller's arithmetic instead of arriving
 // in one burst.
 class Prefetcher {
  public:
   void Add(const void* p, int64_t bytes) {
-    if (n_ < 2 && bytes > 0) {
+    if (n_ < kRanges && bytes > 0) {
       begin_[n_] = static_cast<const char*>(p);
       end_[n_] = begin_[n_] + bytes;
       ++n_;
@@ -421,8 +421,9 @@ class Prefetcher {
   }
 
  private:
-  const char* begin_[2] = {};
-  const char* end_[2] = {};
+  static constexpr int kRanges = 4;
+  const char* begin_[kRanges] = {};
+  const char* end_[kRanges] = {};
   int n_ = 0, cur_ = 0;
   int64_t per_step_ = 0;
 };

@@ -120,14 +120,18 @@ bool DepthwiseBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* 
                           : dy_row.get();
         if (!dy_in_place) PackRow(out_backprop, dl, b, ho, /*repeat=*/1, padded, dy_row.get());
         // Prefetch (into L2) the next output row's out_backprop row and its newest input
-        // row, spread over this row's tap calls, so their loads overlap this row's work.
+        // rows (up to stride_rows of them, at most 3), spread over this row's tap calls, so
+        // their loads overlap this row's work.
         Prefetcher pf;
         if (!g.nchw && u + 1 < units) {
           const int64_t b1 = (u + 1) / g.out_rows, ho1 = (u + 1) % g.out_rows;
           const int64_t h1 = std::min(g.in_rows - 1, ho1 * g.stride_rows - g.pad_top +
                                                          (g.filter_rows - 1) * g.dilation_rows);
           pf.Add(out_backprop + dl.Offset(b1, ho1, 0, 0), g.out_cols * g.out_depth * sizeof(T));
-          if (h1 >= 0) pf.Add(input + xl.Offset(b1, h1, 0, 0), g.in_cols * g.in_depth * sizeof(T));
+          const int64_t fresh = std::min<int64_t>(3, std::min(g.stride_rows, g.filter_rows));
+          for (int64_t h = std::max<int64_t>(0, h1 - fresh + 1); h <= h1; ++h) {
+            pf.Add(input + xl.Offset(b1, h, 0, 0), g.in_cols * g.in_depth * sizeof(T));
+          }
           pf.Spread(g.filter_rows * (padded / V));
         }
         for (int64_t i = 0; i < g.filter_rows; ++i) {
