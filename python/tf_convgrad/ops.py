@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tensorflow as _tf
+
 from . import _loader
 
 _lib = _loader.load()
@@ -14,6 +16,8 @@ DEPTHWISE_BACKPROP_INPUT = "ConvGrad>DepthwiseConv2dNativeBackpropInput"
 
 def _refuse_xla(api, op_type):
     """A clear error instead of XLA's compile failure under jit_compile=True."""
+    if _tf.executing_eagerly():  # XLA compiles traced functions only; skip the check's cost
+        return
     from .nn import check_not_xla  # nn imports this module
 
     check_not_xla(api, [op_type])
