@@ -10,7 +10,8 @@
 // repeated M times (so the inner loop is a plain vector multiply-add over the
 // output channels q = c * M + m) and cached for the next output rows. Filter
 // widths 2-7 at stride 1 or 2 (dilation 1) use a sliding window over four
-// output columns (RowTapsWindow); the next rows are software-prefetched. At
+// output columns (RowTapsWindow; for filters up to 3x3, RowsTapsWindow over all
+// filter rows at once); the next rows are software-prefetched. At
 // stride 1 with filters up to 3 wide, packed input rows carry zero columns for
 // the padding, so edge columns run the window kernel too. The partials are
 // summed vectorised, each element still in the order s = 0..S-1.

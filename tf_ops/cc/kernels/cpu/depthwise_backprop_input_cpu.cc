@@ -10,7 +10,7 @@
 //
 // Two paths:
 // * windowed (dilation_cols == 1 and at most 7 taps per column phase, so every
-//   filter width up to 7 at any stride): blocks of 8 pixels of one column phase
+//   filter width up to 7 at any stride): blocks of 7 or 8 pixels of one column phase
 //   share a sliding window of out_backprop columns held in registers; see
 //   WindowedBackpropInput below.
 // * gather (everything else): per pixel, or 4 pixels that share their terms. The
