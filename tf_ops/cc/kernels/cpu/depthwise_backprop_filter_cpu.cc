@@ -39,69 +39,7 @@ using internal::ValidRange;
 
 namespace {
 
-using internal::LoadVec;
-using internal::StoreVec;
-using internal::Vec;
-
-// RowTapsWindow for all R filter rows of one output row at once (filter widths
-// up to 3, tap spacing 1, stride S): each out_backprop vector is loaded once for
-// the R input rows instead of once per row, which cuts the loads per product
-// by about a quarter where the window kernel is load-bound. x[r] + q is input
-// row r at the first output column's first tap; acc + r * acc_row + j * acc_step
-// receives tap (r, j). Per (r, j) the sum is formed exactly as RowTapsWindow
-// forms it (four columns at a time split by parity, then the tail), so the
-// result is bit-identical to calling it row by row.
-template <typename A, int kTaps, int S, int R>
-void RowsTapsWindow(const A* const* x, int64_t q, int64_t xs, const A* d, int64_t d_wo, int64_t n,
-                    A* acc, int64_t acc_row, int64_t acc_step) {
-  constexpr int kB = 4;
-  Vec<A> s0[R][kTaps] = {}, s1[R][kTaps] = {};
-  const A* xr[R];
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r) xr[r] = x[r] + q;
-  int64_t wo = 0;
-  for (; wo + kB <= n; wo += kB, d += kB * d_wo) {
-    Vec<A> dv[kB];
-#pragma GCC unroll 4
-    for (int t = 0; t < kB; ++t) dv[t] = LoadVec(d + t * d_wo);
-#pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) {
-#pragma GCC unroll 16
-      for (int u = 0; u < S * (kB - 1) + kTaps; ++u) {
-        const Vec<A> xv = LoadVec(xr[r] + u * xs);
-#pragma GCC unroll 4
-        for (int t = 0; t < kB; ++t) {
-          const int j = u - S * t;
-          if (j >= 0 && j < kTaps) {
-            if (t % 2 == 0) {
-              s0[r][j] += xv * dv[t];
-            } else {
-              s1[r][j] += xv * dv[t];
-            }
-          }
-        }
-      }
-      xr[r] += kB * S * xs;
-    }
-  }
-  for (; wo < n; ++wo, d += d_wo) {
-    const Vec<A> dv = LoadVec(d);
-#pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) {
-#pragma GCC unroll 4
-      for (int j = 0; j < kTaps; ++j) s0[r][j] += LoadVec(xr[r] + j * xs) * dv;
-      xr[r] += S * xs;
-    }
-  }
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r) {
-#pragma GCC unroll 4
-    for (int j = 0; j < kTaps; ++j) {
-      A* a = acc + r * acc_row + j * acc_step;
-      StoreVec(a, LoadVec(a) + (s0[r][j] + s1[r][j]));
-    }
-  }
-}
+using internal::RowsTapsWindow;
 
 template <typename A>
 using RowsTapsFn = void (*)(const A* const*, int64_t, int64_t, const A*, int64_t, int64_t, A*,
@@ -252,11 +190,11 @@ bool DepthwiseBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* 
             rows_fn(xr, q, padded, dy + c0 * padded + q, padded, ncols, acc + q,
                     g.filter_cols * padded, padded);
           }
+          if (zero_pad_rows) continue;  // every column done; else the edges remain
         }
         for (int64_t i = 0; i < g.filter_rows; ++i) {
           const int64_t h = h0 + i * g.dilation_rows;
           if (h < 0 || h >= g.in_rows) continue;
-          if (fused && zero_pad_rows) break;  // every column done above
           const A* x_row = x_row_at(h);
           A* a_row = acc + i * g.filter_cols * padded;
           if (zero_pad_rows) {

@@ -337,7 +337,7 @@ template <typename A>
 struct WindowArgs {
   const A* const* drow;
   const A* const* frow;
-  int64_t nrows, multiplier, channel_blocks;
+  int64_t nrows, multiplier;
   int64_t d_m_stride, d_cb_stride;                 // packed out_backprop
   int64_t f_m_stride, f_cb_stride, f_pair_stride;  // packed filter
   int64_t dst_step;                                // dx, between the block's pixels
@@ -553,15 +553,16 @@ bool WindowedBackpropInput(const ConvGeometry& g, const T* filter, const T* out_
   std::atomic<bool> failed{false};
   const int64_t cost =
       std::max<int64_t>(1, g.in_cols * padded * (M * KR * KC / (g.stride_rows * s) + 1));
-  // Loop order within a phase. At stride 1 with more than one block, channel
-  // block outermost: the packed rows' part for one channel block (nrows x ncols
-  // vectors) stays in L1 across the blocks. Measured 4-13% faster than block
-  // outermost on the stride-1 layers of `bench` (tools/cpu_cores_bench.cc), and
-  // 7-10% slower on the stride-2 ones, which keep block outermost.
-  const bool cb_outer = s == 1 && g.in_cols > 8;
   int64_t blocks_per_row = 0;
   for (const Phase& ph : phases) blocks_per_row += CeilDiv(ph.count, ph.block);
-  const int64_t calls_per_row = cb_outer ? blocks_per_row * nb : blocks_per_row;
+  // Loop order within a phase. At stride 1 with more than one block, channel
+  // block outermost (one channel block per call): the packed rows' part for one
+  // channel block (nrows x ncols vectors) stays in L1 across the blocks.
+  // Measured 4-21% faster than block outermost on the stride-1 layers of `bench`
+  // (tools/cpu_cores_bench.cc), and 7-10% slower on the stride-2 ones, which
+  // keep block outermost (all channel blocks per call).
+  const int64_t cb_step = s == 1 && blocks_per_row > 1 ? 1 : nb;
+  const int64_t calls_per_row = blocks_per_row * CeilDiv(nb, cb_step);
   // Each task packs its own rows, so give it enough dx rows (4 * KR) to reuse them;
   // a multiple of 4 tasks where there are several, so that 2 or 4 threads finish
   // together (batch-1 112x112x32: 9 tasks -> 12, about 5% faster on 2 threads).
@@ -624,20 +625,14 @@ bool WindowedBackpropInput(const ConvGeometry& g, const T* filter, const T* out_
           drow[k] = row_ptr[k] + (ph.base - col_lo) * V;
           frow[k] = filt.get() + (row_i[k] * KC + ph.j0) * V;
         }
-        const WindowArgs<A> args{
-            drow.data(),   frow.data(), nrows,           M,     nb,      ncols * V,
-            M * ncols * V, KR * KC * V, M * KR * KC * V, s * V, s * pix, stream};
-        if (cb_outer) {
-          for (int64_t cb = 0; cb < nb; ++cb) {
-            for (int64_t t = 0; t < ph.count; t += B) {
-              pf.Step();
-              fn(args, t * V, dst + t * s * pix, std::min<int64_t>(B, ph.count - t), cb, cb + 1);
-            }
-          }
-        } else {
+        const WindowArgs<A> args{drow.data(), frow.data(),   nrows,       M,
+                                 ncols * V,   M * ncols * V, KR * KC * V, M * KR * KC * V,
+                                 s * V,       s * pix,       stream};
+        for (int64_t cb = 0; cb < nb; cb += cb_step) {
           for (int64_t t = 0; t < ph.count; t += B) {
             pf.Step();
-            fn(args, t * V, dst + t * s * pix, std::min<int64_t>(B, ph.count - t), 0, nb);
+            fn(args, t * V, dst + t * s * pix, std::min<int64_t>(B, ph.count - t), cb,
+               cb + cb_step);
           }
         }
       }
