@@ -9,7 +9,9 @@ Method (see docs/PERF.md for results):
 * The tool measures the machine itself: an SGEMM (tf.matmul, all threads) for the float32 peak
   FLOP rate and a large streaming multiply for the memory bandwidth. The roofline time of a case
   is max(flops / peak, bytes / bandwidth), bytes being the minimum traffic (read both inputs,
-  write the output once); "% roofline" = roofline time / measured time.
+  write the output once); "% roofline" = roofline time / measured time. "ceil" = TF's best time /
+  roofline time: the ratio ours would reach at 100% of the roofline, so a target ratio above it
+  cannot be met on that case by a kernel that stays within the roofline.
 * Each worker records the CPU time other processes used while a case ran ("fgn", in cores, from
   /proc/stat): timings taken at fgn > 0.3 are not trustworthy on a 2-core machine.
 
@@ -520,6 +522,31 @@ def format_memory_table(report):
     return "\n".join(lines)
 
 
+def timing_row(case, dn, nat, peak, bw):
+    """One case's report row from the two workers' medians (dn: oneDNN on, nat: native)."""
+    flops, nbytes = cost(case)
+    # Peak for 16-bit types: same float32 FMA units after conversion; float64 half the lanes.
+    p = peak / 2 if case["dtype"] == "float64" else peak
+    roof_ms = 1e3 * max(flops / (p * 1e9), nbytes / (bw * 1e9))
+    ours = min(dn["ours_ms"], nat["ours_ms"])
+    tf_best = min(dn["tf_ms"], nat["tf_ms"])
+    return dict(
+        case,
+        flops=flops,
+        bytes=nbytes,
+        ours_ms=ours,
+        tf_onednn_ms=dn["tf_ms"],
+        tf_native_ms=nat["tf_ms"],
+        ratio=tf_best / ours,
+        ours_gflops=flops / ours / 1e6,
+        pct_peak=100 * flops / ours / 1e6 / p,
+        pct_roofline=100 * roof_ms / ours,
+        roof_ms=roof_ms,
+        ceiling=tf_best / roof_ms,
+        fgn=max(dn["fgn"], nat["fgn"]),
+    )
+
+
 def run(args):
     """Entry point of `python -m tf_convgrad bench`."""
     cases = suite(args.quick, args.op, args.dtype)
@@ -545,29 +572,10 @@ def run(args):
         file=sys.stderr,
     )
     runs = _run_workers(cases, args.budget, _bar)
-    rows = []
-    for case, dn, nat in zip(cases, runs["onednn"], runs["native"], strict=True):
-        flops, nbytes = cost(case)
-        # Peak for 16-bit types: same float32 FMA units after conversion; float64 half the lanes.
-        p = peak / 2 if case["dtype"] == "float64" else peak
-        roof_ms = 1e3 * max(flops / (p * 1e9), nbytes / (bw * 1e9))
-        ours = float(sorted([dn["ours_ms"], nat["ours_ms"]])[0])
-        tf_best = min(dn["tf_ms"], nat["tf_ms"])
-        rows.append(
-            dict(
-                case,
-                flops=flops,
-                bytes=nbytes,
-                ours_ms=ours,
-                tf_onednn_ms=dn["tf_ms"],
-                tf_native_ms=nat["tf_ms"],
-                ratio=tf_best / ours,
-                ours_gflops=flops / ours / 1e6,
-                pct_peak=100 * flops / ours / 1e6 / p,
-                pct_roofline=100 * roof_ms / ours,
-                fgn=max(dn["fgn"], nat["fgn"]),
-            )
-        )
+    rows = [
+        timing_row(case, dn, nat, peak, bw)
+        for case, dn, nat in zip(cases, runs["onednn"], runs["native"], strict=True)
+    ]
     summary = {}
     for op in ("DBF", "DBI", "CBF"):
         ratios = [r["ratio"] for r in rows if r["op"] == op and r["dtype"] == "float32"]
@@ -576,6 +584,9 @@ def run(args):
                 "geomean_ratio_f32": math.exp(sum(map(math.log, ratios)) / len(ratios)),
                 "min_ratio_f32": min(ratios),
                 "cases_f32": len(ratios),
+                "ceiling_below_2_f32": sum(
+                    r["ceiling"] < 2.0 for r in rows if r["op"] == op and r["dtype"] == "float32"
+                ),
             }
     report = {
         "date": time.strftime("%Y-%m-%d"),
@@ -598,22 +609,25 @@ def format_table(report):
         f"date {report['date']}; {m['cpus']} CPUs; measured SGEMM {m['sgemm_gflops']:.0f} GFLOP/s, "
         f"bandwidth {m['bandwidth_gbs']:.1f} GB/s",
         "ratio = TF's best (faster of oneDNN and native) / ours; >1 means ours is faster. "
-        "fgn = other processes' load (cores) while timing.",
+        "fgn = other processes' load (cores) while timing. ceil = TF's best / roofline time, "
+        "the ratio ours would reach at 100% of the roofline.",
         "",
         f"{'op':4s} {'layer':38s} {'dtype':8s} {'ours ms':>8s} {'oneDNN':>8s} {'native':>8s} "
-        f"{'ratio':>6s} {'GFLOP/s':>8s} {'%peak':>6s} {'%roof':>6s} {'fgn':>4s}",
+        f"{'ratio':>6s} {'GFLOP/s':>8s} {'%peak':>6s} {'%roof':>6s} {'ceil':>6s} {'fgn':>4s}",
     ]
     for r in report["rows"]:
         lines.append(
             f"{r['op']:4s} {r['name']:38s} {r['dtype']:8s} {r['ours_ms']:8.2f} "
             f"{r['tf_onednn_ms']:8.2f} {r['tf_native_ms']:8.2f} {r['ratio']:6.2f} "
-            f"{r['ours_gflops']:8.1f} {r['pct_peak']:6.1f} {r['pct_roofline']:6.1f} {r['fgn']:4.1f}"
+            f"{r['ours_gflops']:8.1f} {r['pct_peak']:6.1f} {r['pct_roofline']:6.1f} "
+            f"{r.get('ceiling', float('nan')):6.2f} {r['fgn']:4.1f}"
         )
     lines.append("")
     for op, s in report["summary"].items():
         lines.append(
             f"{op}: float32 geomean ratio {s['geomean_ratio_f32']:.2f} over {s['cases_f32']} "
-            f"layers, lowest {s['min_ratio_f32']:.2f}"
+            f"layers, lowest {s['min_ratio_f32']:.2f}; "
+            f"{s.get('ceiling_below_2_f32', '?')} with a ceiling below 2.0"
         )
     return "\n".join(lines)
 

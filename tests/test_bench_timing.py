@@ -1,0 +1,73 @@
+"""``python -m tf_convgrad bench`` (timing): the report's arithmetic on canned worker medians.
+
+The workers themselves (TensorFlow in two subprocesses, minutes) run in the benchmark, not here;
+these tests check what the report makes of their medians: ratio, roofline and ceiling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+from tf_convgrad import bench
+
+# 2x64x64x128 float32, 3x3, stride 1: 2 * 2*64*64*128*9 flops; dy + dx + filter elements.
+DBI = dict(op="DBI", name="test 64x64x128 k3", n=2, h=64, w=64, c=128, k=3, s=1, mo=1,
+           pad="SAME", dtype="float32")  # fmt: skip
+FLOPS = 2 * 2 * 64 * 64 * 128 * 9
+BYTES = 4 * (2 * (2 * 64 * 64 * 128) + 9 * 128)
+PEAK, BW = 100.0, 10.0  # GFLOP/s, GB/s: memory-bound, roofline = BYTES / 10 GB/s
+ROOF_MS = 1e3 * BYTES / (BW * 1e9)
+
+CANNED = {
+    "onednn": [{"ours_ms": 1.2, "tf_ms": 2.0, "fgn": 0.1}],
+    "native": [{"ours_ms": 1.0, "tf_ms": 3.0, "fgn": 0.2}],
+}
+
+
+@pytest.fixture
+def canned(monkeypatch):
+    monkeypatch.setattr(bench, "suite", lambda *a: [DBI])
+    monkeypatch.setattr(bench, "_measure_machine", lambda: (PEAK, BW))
+    monkeypatch.setattr(bench, "_run_workers", lambda cases, budget, progress: CANNED)
+
+
+def _args(**kw):
+    base = dict(quick=False, op=None, dtype=None, json=True, plot=None, budget=0.6, memory=False)
+    return argparse.Namespace(**(base | kw))
+
+
+def test_cost_counts_two_flops_per_mac_and_minimum_bytes():
+    assert bench.cost(DBI) == (FLOPS, BYTES)
+
+
+def test_report_json(canned, capsys):
+    assert bench.run(_args()) == 0
+    report = json.loads(capsys.readouterr().out)
+    (row,) = report["rows"]
+    # Ours: the better of the two workers' medians; TF's best: oneDNN's 2.0 ms.
+    assert row["ours_ms"] == 1.0 and row["ratio"] == pytest.approx(2.0)
+    assert row["roof_ms"] == pytest.approx(ROOF_MS)
+    assert row["pct_roofline"] == pytest.approx(100 * ROOF_MS / 1.0)
+    assert row["ceiling"] == pytest.approx(2.0 / ROOF_MS)
+    assert row["fgn"] == 0.2
+    summary = report["summary"]["DBI"]
+    assert summary["geomean_ratio_f32"] == pytest.approx(2.0)
+    assert summary["ceiling_below_2_f32"] == int(2.0 / ROOF_MS < 2.0)
+
+
+def test_float64_peak_is_half(canned):
+    row = bench.timing_row(dict(DBI, dtype="float64"), *(w[0] for w in CANNED.values()), 1e-3, BW)
+    # At 1 MFLOP/s the case is compute-bound; float64 runs at half the float32 peak.
+    assert row["roof_ms"] == pytest.approx(1e3 * FLOPS / (0.5e-3 * 1e9))
+
+
+def test_report_table(canned, capsys):
+    assert bench.run(_args(json=False)) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("DBI"))
+    ratio, gflops, pct_peak, pct_roof, ceil, fgn = row.split()[-6:]
+    assert ratio == "2.00" and ceil == f"{2.0 / ROOF_MS:.2f}" and fgn == "0.2"
+    assert pct_roof == f"{100 * ROOF_MS:.1f}" and gflops == f"{FLOPS / 1e6:.1f}"
+    assert "DBI: float32 geomean ratio 2.00 over 1 layers, lowest 2.00; " in out
