@@ -4,10 +4,11 @@
 //
 //   cpu_cores_bench OP N H W C K STRIDE M|COUT [SAME|VALID] [REPS]
 //     (REPS default: enough timed calls to fill about 2 s, at least 20)
-//     OP: dbi | dbf | cbf (float32, NHWC); M is the depth multiplier for the
+//     OP: dbi | dbf | cbf (NHWC); M is the depth multiplier for the
 //     depthwise ops and the output depth for cbf.
 //   Environment: CORES_BENCH_THREADS=1 runs on the calling thread only
-//   (default: two threads pulling tasks, as TF's pool does here).
+//   (default: two threads pulling tasks, as TF's pool does here);
+//   CORES_BENCH_DTYPE=bfloat16|float16 times that type instead of float32.
 // Prints the median and minimum time of REPS calls after 3 warm-up calls.
 #include <algorithm>
 #include <atomic>
@@ -20,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "Eigen/Core"
 #include "tf_ops/cc/kernels/cpu/conv_backprop_cpu.h"
 
 namespace {
@@ -41,20 +43,41 @@ void TwoThreads(int64_t total, int64_t /*cost*/, const std::function<void(int64_
   helper.join();
 }
 
-// 64-byte aligned float buffer with deterministic contents.
+// 64-byte aligned buffer with deterministic contents.
+template <typename T>
 struct Buffer {
   explicit Buffer(size_t n) : n(n) {
-    p = static_cast<float*>(std::aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64));
-    for (size_t i = 0; i < n; ++i) p[i] = static_cast<float>((i * 2654435761u) % 1000) / 500 - 1;
+    p = static_cast<T*>(std::aligned_alloc(64, (n * sizeof(T) + 63) / 64 * 64));
+    for (size_t i = 0; i < n; ++i) {
+      p[i] = static_cast<T>(static_cast<float>((i * 2654435761u) % 1000) / 500 - 1);
+    }
   }
   ~Buffer() { std::free(p); }
-  float* p;
+  T* p;
   size_t n;
 };
+
+template <typename T>
+int Run(int argc, char** argv);
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  const char* dtype = std::getenv("CORES_BENCH_DTYPE");
+  const std::string name = dtype == nullptr ? "float32" : dtype;
+  if (name == "bfloat16") return Run<Eigen::bfloat16>(argc, argv);
+  if (name == "float16") return Run<Eigen::half>(argc, argv);
+  if (name != "float32") {
+    std::fprintf(stderr, "CORES_BENCH_DTYPE: float32, bfloat16 or float16, not %s\n", dtype);
+    return 2;
+  }
+  return Run<float>(argc, argv);
+}
+
+namespace {
+
+template <typename T>
+int Run(int argc, char** argv) {
   if (argc < 9) {
     std::fprintf(stderr, "usage: %s dbi|dbf|cbf N H W C K STRIDE M|COUT [SAME|VALID] [REPS]\n",
                  argv[0]);
@@ -92,18 +115,18 @@ int main(int argc, char** argv) {
     g.out_rows = (h - k) / s + 1;
     g.out_cols = (w - k) / s + 1;
   }
-  Buffer x(n * h * w * c), dy(n * g.out_rows * g.out_cols * g.out_depth);
-  Buffer f(k * k * (op == "cbf" ? c * m : c * m));
+  Buffer<T> x(n * h * w * c), dy(n * g.out_rows * g.out_cols * g.out_depth);
+  Buffer<T> f(k * k * c * m);
   std::vector<double> ms;
   for (int r = 0; r < reps + 3; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
     bool ok = false;
     if (op == "dbi") {
-      ok = tf_convgrad::DepthwiseBackpropInputCpu<float>(g, f.p, dy.p, x.p, TwoThreads);
+      ok = tf_convgrad::DepthwiseBackpropInputCpu<T>(g, f.p, dy.p, x.p, TwoThreads);
     } else if (op == "dbf") {
-      ok = tf_convgrad::DepthwiseBackpropFilterCpu<float>(g, x.p, dy.p, f.p, TwoThreads);
+      ok = tf_convgrad::DepthwiseBackpropFilterCpu<T>(g, x.p, dy.p, f.p, TwoThreads);
     } else {
-      ok = tf_convgrad::Conv2DBackpropFilterCpu<float>(g, x.p, dy.p, f.p, TwoThreads);
+      ok = tf_convgrad::Conv2DBackpropFilterCpu<T>(g, x.p, dy.p, f.p, TwoThreads);
     }
     const auto t1 = std::chrono::steady_clock::now();
     if (!ok) {
@@ -125,3 +148,5 @@ int main(int argc, char** argv) {
       ms[ms.size() / 2], ms[0], 2 * macs / ms[ms.size() / 2] / 1e6);
   return 0;
 }
+
+}  // namespace

@@ -86,35 +86,109 @@ inline void ConvertToAcc(const T* __restrict src, A* __restrict dst, int64_t n) 
   for (; e < n; ++e) dst[e] = ToAcc<T, A>(src[e]);
 }
 
-// dst[0:n] = FromAcc(src[0:n]), 16 at a time with AVX-512 and bit-identical to
-// Eigen's per-element conversions: float -> half with the same instruction
-// (round to nearest even); float -> bfloat16 with Eigen's integer rounding
-// (add 0x7fff + lsb, keep the top half; NaN -> 0x7fc0 with the sign).
+// One 64-byte vector of accumulators (GCC/Clang vector extension, so the
+// compiler always emits whole-vector instructions), with unaligned loads and
+// stores through memcpy.
+template <typename A>
+struct VecOf {
+  typedef A type __attribute__((vector_size(64)));
+};
+template <typename A>
+using Vec = typename VecOf<A>::type;
+
+template <typename A>
+inline Vec<A> LoadVec(const A* p) {
+  Vec<A> v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+template <typename A>
+inline void StoreVec(A* p, Vec<A> v) {
+  std::memcpy(p, &v, sizeof(v));
+}
+// StoreVec for a 64-byte aligned p, bypassing the caches where the target has
+// non-temporal vector stores.
+inline void StreamVec(float* p, Vec<float> v) {
+#ifdef __AVX512F__
+  _mm512_stream_ps(p, reinterpret_cast<__m512>(v));
+#else
+  StoreVec(p, v);
+#endif
+}
+inline void StreamVec(double* p, Vec<double> v) {
+#ifdef __AVX512F__
+  _mm512_stream_pd(p, reinterpret_cast<__m512d>(v));
+#else
+  StoreVec(p, v);
+#endif
+}
+
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+// The 16 floats of v as 16 half or bfloat16 bit patterns, each rounded as
+// FromAcc rounds, bit-identical to Eigen's per-element conversions: float ->
+// half with the same instruction (round to nearest even); float -> bfloat16
+// with Eigen's integer rounding (add 0x7fff + lsb, keep the top half; NaN ->
+// 0x7fc0 with the sign).
+template <typename T>
+inline __m256i Round16(Vec<float> v) {
+  const __m512 f = reinterpret_cast<__m512>(v);
+  if constexpr (std::is_same<T, Eigen::half>::value) {
+    return _mm512_cvtps_ph(f, _MM_FROUND_TO_NEAREST_INT);
+  } else {
+    static_assert(std::is_same<T, Eigen::bfloat16>::value, "half or bfloat16");
+    const __m512i x = reinterpret_cast<__m512i>(v);
+    const __m512i top = _mm512_srli_epi32(x, 16);
+    const __m512i lsb = _mm512_and_si512(top, _mm512_set1_epi32(1));
+    __m512i r = _mm512_srli_epi32(
+        _mm512_add_epi32(x, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb)), 16);
+    const __mmask16 nan = _mm512_cmp_ps_mask(f, f, _CMP_UNORD_Q);
+    const __m512i quiet = _mm512_or_si512(_mm512_set1_epi32(0x7fc0),
+                                          _mm512_and_si512(top, _mm512_set1_epi32(0x8000)));
+    return _mm512_cvtepi32_epi16(_mm512_mask_mov_epi32(r, nan, quiet));
+  }
+}
+constexpr bool kVectorRound = true;
+#else
+constexpr bool kVectorRound = false;
+#endif
+
+// Stores the lanes of v at p as T, each rounded as FromAcc rounds.
+template <typename T, typename A>
+inline void StoreFromAcc(T* p, Vec<A> v) {
+  if constexpr (std::is_same<T, A>::value) {
+    StoreVec(p, v);
+  } else {
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), Round16<T>(v));
+#else
+    for (int64_t l = 0; l < kLanes<A>; ++l) p[l] = FromAcc<T, A>(v[l]);
+#endif
+  }
+}
+
+// StoreFromAcc for a p aligned to the stored size, bypassing the caches where
+// the target has non-temporal vector stores.
+template <typename T, typename A>
+inline void StreamFromAcc(T* p, Vec<A> v) {
+  if constexpr (std::is_same<T, A>::value) {
+    StreamVec(p, v);
+  } else {
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(p), Round16<T>(v));
+#else
+    StoreFromAcc<T, A>(p, v);
+#endif
+  }
+}
+
+// dst[0:n] = FromAcc(src[0:n]); half and bfloat16 a vector at a time with
+// AVX-512 (StoreFromAcc).
 template <typename T, typename A>
 inline void ConvertFromAcc(const A* __restrict src, T* __restrict dst, int64_t n) {
   int64_t e = 0;
-#if defined(__AVX512F__) && defined(__AVX512BW__)
-  if constexpr (std::is_same<T, Eigen::half>::value && std::is_same<A, float>::value) {
-    for (; e + 16 <= n; e += 16) {
-      const __m256i h = _mm512_cvtps_ph(_mm512_loadu_ps(src + e), _MM_FROUND_TO_NEAREST_INT);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + e), h);
-    }
-  } else if constexpr (std::is_same<T, Eigen::bfloat16>::value && std::is_same<A, float>::value) {
-    for (; e + 16 <= n; e += 16) {
-      const __m512 v = _mm512_loadu_ps(src + e);
-      const __m512i x = _mm512_castps_si512(v);
-      const __m512i top = _mm512_srli_epi32(x, 16);
-      const __m512i lsb = _mm512_and_si512(top, _mm512_set1_epi32(1));
-      __m512i r = _mm512_srli_epi32(
-          _mm512_add_epi32(x, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb)), 16);
-      const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-      const __m512i quiet = _mm512_or_si512(_mm512_set1_epi32(0x7fc0),
-                                            _mm512_and_si512(top, _mm512_set1_epi32(0x8000)));
-      r = _mm512_mask_mov_epi32(r, nan, quiet);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + e), _mm512_cvtepi32_epi16(r));
-    }
+  if constexpr (kVectorRound && !std::is_same<T, A>::value) {
+    for (; e + kLanes<A> <= n; e += kLanes<A>) StoreFromAcc<T, A>(dst + e, LoadVec(src + e));
   }
-#endif
   for (; e < n; ++e) dst[e] = FromAcc<T, A>(src[e]);
 }
 
@@ -238,43 +312,6 @@ void PackRowSplit(const T* src, const Layout4& l, int64_t b, int64_t r, int64_t 
       for (int64_t w = 0; w < l.cols; ++w) d[w * row] = ToAcc<T, A>(s[w]);
     }
   }
-}
-
-// One 64-byte vector of accumulators (GCC/Clang vector extension, so the
-// compiler always emits whole-vector instructions), with unaligned loads and
-// stores through memcpy.
-template <typename A>
-struct VecOf {
-  typedef A type __attribute__((vector_size(64)));
-};
-template <typename A>
-using Vec = typename VecOf<A>::type;
-
-template <typename A>
-inline Vec<A> LoadVec(const A* p) {
-  Vec<A> v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-template <typename A>
-inline void StoreVec(A* p, Vec<A> v) {
-  std::memcpy(p, &v, sizeof(v));
-}
-// StoreVec for a 64-byte aligned p, bypassing the caches where the target has
-// non-temporal vector stores.
-inline void StreamVec(float* p, Vec<float> v) {
-#ifdef __AVX512F__
-  _mm512_stream_ps(p, reinterpret_cast<__m512>(v));
-#else
-  StoreVec(p, v);
-#endif
-}
-inline void StreamVec(double* p, Vec<double> v) {
-#ifdef __AVX512F__
-  _mm512_stream_pd(p, reinterpret_cast<__m512d>(v));
-#else
-  StoreVec(p, v);
-#endif
 }
 
 // acc[0:lanes] += sum_{k < n} x[k * xs + 0:lanes] * d[k * ds + 0:lanes], with

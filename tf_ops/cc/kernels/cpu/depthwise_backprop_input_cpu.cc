@@ -327,7 +327,7 @@ namespace {
 // then taps in decreasing j; it depends only on the geometry.
 // Scratch: the packed filter, plus per running worker filter_rows packed rows
 // of round_up(C, lanes) * M * (columns + padding) accumulators and, unless dx
-// is float NHWC with C a multiple of the lanes, one dx row.
+// is NHWC with C a multiple of the lanes, one dx row.
 constexpr int64_t kMaxPairs = 7;
 
 // What one row's blocks share: per contributing filter row k, the packed
@@ -345,9 +345,10 @@ struct WindowArgs {
 };
 
 // B pixels (nvalid of them stored) whose window starts `off` elements into the
-// packed rows, for channel blocks [cb0, cb1); dst is pixel 0 at channel 0.
-template <typename A, int P, int B>
-void WindowBlock(const WindowArgs<A>& w, int64_t off, A* dst, int64_t nvalid, int64_t cb0,
+// packed rows, for channel blocks [cb0, cb1); dst is pixel 0 at channel 0, of
+// type O: dx itself (rounded to it if 16-bit) or an accumulator row.
+template <typename O, typename A, int P, int B>
+void WindowBlock(const WindowArgs<A>& w, int64_t off, O* dst, int64_t nvalid, int64_t cb0,
                  int64_t cb1) {
   constexpr int64_t V = kLanes<A>;
   off += cb0 * w.d_cb_stride;
@@ -374,44 +375,44 @@ void WindowBlock(const WindowArgs<A>& w, int64_t off, A* dst, int64_t nvalid, in
     }
     if (nvalid == B && w.stream) {
 #pragma GCC unroll 8
-      for (int t = 0; t < B; ++t) internal::StreamVec(dst + t * w.dst_step, r[t]);
+      for (int t = 0; t < B; ++t) internal::StreamFromAcc<O, A>(dst + t * w.dst_step, r[t]);
     } else {
 #pragma GCC unroll 8
       for (int t = 0; t < B; ++t) {
-        if (t < nvalid) internal::StoreVec(dst + t * w.dst_step, r[t]);
+        if (t < nvalid) internal::StoreFromAcc<O, A>(dst + t * w.dst_step, r[t]);
       }
     }
   }
 }
 
-template <typename A>
-using WindowBlockFn = void (*)(const WindowArgs<A>&, int64_t, A*, int64_t, int64_t, int64_t);
+template <typename O, typename A>
+using WindowBlockFn = void (*)(const WindowArgs<A>&, int64_t, O*, int64_t, int64_t, int64_t);
 
-template <typename A, int B>
-WindowBlockFn<A> WindowBlockFor(int64_t pairs) {
+template <typename O, typename A, int B>
+WindowBlockFn<O, A> WindowBlockFor(int64_t pairs) {
   switch (pairs) {
     case 1:
-      return &WindowBlock<A, 1, B>;
+      return &WindowBlock<O, A, 1, B>;
     case 2:
-      return &WindowBlock<A, 2, B>;
+      return &WindowBlock<O, A, 2, B>;
     case 3:
-      return &WindowBlock<A, 3, B>;
+      return &WindowBlock<O, A, 3, B>;
     case 4:
-      return &WindowBlock<A, 4, B>;
+      return &WindowBlock<O, A, 4, B>;
     case 5:
-      return &WindowBlock<A, 5, B>;
+      return &WindowBlock<O, A, 5, B>;
     case 6:
-      return &WindowBlock<A, 6, B>;
+      return &WindowBlock<O, A, 6, B>;
     case 7:
-      return &WindowBlock<A, 7, B>;
+      return &WindowBlock<O, A, 7, B>;
     default:
       return nullptr;
   }
 }
 
-template <typename A>
-WindowBlockFn<A> WindowBlockFor(int64_t pairs, int64_t block) {
-  return block == 7 ? WindowBlockFor<A, 7>(pairs) : WindowBlockFor<A, 8>(pairs);
+template <typename O, typename A>
+WindowBlockFn<O, A> WindowBlockFor(int64_t pairs, int64_t block) {
+  return block == 7 ? WindowBlockFor<O, A, 7>(pairs) : WindowBlockFor<O, A, 8>(pairs);
 }
 
 // The block size for a phase of `count` pixels: 7 where it leaves fewer unused
@@ -541,15 +542,15 @@ bool WindowedBackpropInput(const ConvGeometry& g, const T* filter, const T* out_
   const Layout4 dl{g.out_rows, g.out_cols, g.out_depth, g.nchw};
   const Layout4 xl{g.in_rows, g.in_cols, C, g.nchw};
   // Packs out_backprop row (b, ho) as [cb][m][column - col_lo][lanes].
-  // float NHWC with whole vectors per pixel: blocks store straight into dx.
-  const bool direct = std::is_same<T, A>::value && !g.nchw && padded == C;
+  // NHWC with whole vectors per pixel: blocks store straight into dx (rounding
+  // to T when it is 16-bit), with no accumulator row and no conversion pass.
+  const bool direct = !g.nchw && padded == C;
   // A dx larger than kStreamBytes is written around the caches (no read for
   // ownership: measured 7.4 -> 4.8 ms on 16x56x56x144), when 64-byte aligned;
   // a smaller one stays cached for its consumer.
   constexpr int64_t kStreamBytes = int64_t{4} << 20;
-  const bool stream = direct &&
-                      g.batch * g.in_rows * g.in_cols * C * int64_t{sizeof(T)} > kStreamBytes &&
-                      reinterpret_cast<uintptr_t>(input_backprop) % 64 == 0;
+  bool stream = direct && g.batch * g.in_rows * g.in_cols * C * int64_t{sizeof(T)} > kStreamBytes &&
+                reinterpret_cast<uintptr_t>(input_backprop) % 64 == 0;
   std::atomic<bool> failed{false};
   const int64_t cost =
       std::max<int64_t>(1, g.in_cols * padded * (M * KR * KC / (g.stride_rows * s) + 1));
@@ -562,6 +563,11 @@ bool WindowedBackpropInput(const ConvGeometry& g, const T* filter, const T* out_
   // (tools/cpu_cores_bench.cc), and 7-10% slower on the stride-2 ones, which
   // keep block outermost (all channel blocks per call).
   const int64_t cb_step = s == 1 && blocks_per_row > 1 ? 1 : nb;
+  // A 16-bit vector is half a cache line, whose other half the next channel
+  // block writes; with one channel block per call that comes a whole row later,
+  // and non-temporal stores of half lines ran 1.2-1.6x slower than cached ones
+  // (bfloat16, one thread, 14x14x384 to 112x112x32).
+  if (sizeof(T) * V < 64 && cb_step < nb) stream = false;
   const int64_t calls_per_row = blocks_per_row * CeilDiv(nb, cb_step);
   // Each task packs its own rows, so give it enough dx rows (4 * KR) to reuse them;
   // a multiple of 4 tasks where there are several, so that 2 or 4 threads finish
@@ -599,8 +605,6 @@ bool WindowedBackpropInput(const ConvGeometry& g, const T* filter, const T* out_
       const int64_t nrows = static_cast<int64_t>(row_i.size());
       drow.resize(nrows);
       frow.resize(nrows);
-      A* a = direct ? reinterpret_cast<A*>(input_backprop + xl.Offset(b, h, 0, 0)) : acc.get();
-      const int64_t pix = direct ? C : padded;  // a's stride between pixels
       // Prefetch (into L2), spread over this row's blocks, the out_backprop row that
       // the next dx row will pack, so that its loads overlap this row's arithmetic.
       Prefetcher pf;
@@ -611,33 +615,42 @@ bool WindowedBackpropInput(const ConvGeometry& g, const T* filter, const T* out_
                g.out_cols * C * M * int64_t{sizeof(T)});
         pf.Spread(calls_per_row);
       }
-      for (const Phase& ph : phases) {
-        const WindowBlockFn<A> fn = WindowBlockFor<A>(ph.pairs, ph.block);
-        const int64_t B = ph.block;
-        A* dst = a + ph.w0 * pix;
-        if (fn == nullptr) {  // no tap reaches this phase
-          for (int64_t t = 0; t < ph.count; ++t) {
-            std::fill(dst + t * s * pix, dst + t * s * pix + padded, A(0));
+      // The row's blocks into a (dx's row, or the accumulator row), whose pixels
+      // are pix elements apart.
+      auto run_row = [&](auto* a, int64_t pix) {
+        using O = std::remove_pointer_t<decltype(a)>;
+        for (const Phase& ph : phases) {
+          const WindowBlockFn<O, A> fn = WindowBlockFor<O, A>(ph.pairs, ph.block);
+          const int64_t B = ph.block;
+          O* dst = a + ph.w0 * pix;
+          if (fn == nullptr) {  // no tap reaches this phase
+            for (int64_t t = 0; t < ph.count; ++t) {
+              std::fill(dst + t * s * pix, dst + t * s * pix + padded, O(0));
+            }
+            continue;
           }
-          continue;
-        }
-        for (int64_t k = 0; k < nrows; ++k) {
-          drow[k] = row_ptr[k] + (ph.base - col_lo) * V;
-          frow[k] = filt.get() + (row_i[k] * KC + ph.j0) * V;
-        }
-        const WindowArgs<A> args{drow.data(), frow.data(),   nrows,       M,
-                                 ncols * V,   M * ncols * V, KR * KC * V, M * KR * KC * V,
-                                 s * V,       s * pix,       stream};
-        for (int64_t cb = 0; cb < nb; cb += cb_step) {
-          for (int64_t t = 0; t < ph.count; t += B) {
-            pf.Step();
-            fn(args, t * V, dst + t * s * pix, std::min<int64_t>(B, ph.count - t), cb,
-               cb + cb_step);
+          for (int64_t k = 0; k < nrows; ++k) {
+            drow[k] = row_ptr[k] + (ph.base - col_lo) * V;
+            frow[k] = filt.get() + (row_i[k] * KC + ph.j0) * V;
+          }
+          const WindowArgs<A> args{drow.data(), frow.data(),   nrows,       M,
+                                   ncols * V,   M * ncols * V, KR * KC * V, M * KR * KC * V,
+                                   s * V,       s * pix,       stream};
+          for (int64_t cb = 0; cb < nb; cb += cb_step) {
+            for (int64_t t = 0; t < ph.count; t += B) {
+              pf.Step();
+              fn(args, t * V, dst + t * s * pix, std::min<int64_t>(B, ph.count - t), cb,
+                 std::min(cb + cb_step, nb));
+            }
           }
         }
+      };
+      if (direct) {
+        run_row(input_backprop + xl.Offset(b, h, 0, 0), C);
+      } else {
+        run_row(acc.get(), padded);
+        StoreDxRow(acc.get(), padded, xl, b, h, input_backprop);
       }
-      if (direct) continue;
-      StoreDxRow(a, padded, xl, b, h, input_backprop);
     }
   });
   return !failed;
