@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_convgrad
 
 import configs
 import helpers
@@ -180,3 +181,35 @@ def test_graph_mode_invalid_argument(op):
         fn(inputs)
     assert f"{helpers.OUR_OP_TYPES[op]}: " in str(info.value)
     assert "same batch size" in str(info.value)
+
+
+# Eagerly, the wrappers turn a list or tuple of Python ints into the sizes tensor themselves (the
+# generated op's fast path takes only tensors there). Every other spelling of the sizes must give
+# the same result, and what they do not convert must fail as the generated op itself fails.
+SIZES_CASES = {
+    "DBI": ("depthwise_conv2d_native_backprop_input", "input_sizes", [2, 6, 5, 4]),
+    "DBF": ("depthwise_conv2d_native_backprop_filter", "filter_sizes", [3, 3, 4, 2]),
+    "CBF": ("conv2d_backprop_filter", "filter_sizes", [3, 3, 4, 8]),
+}
+
+
+@pytest.mark.parametrize("op", sorted(SIZES_CASES))
+def test_sizes_spellings_agree(op):
+    api, key, sizes = SIZES_CASES[op]
+    rng = np.random.default_rng(7)
+    args = dict(out_backprop=tf.constant(rng.standard_normal((2, 6, 5, 8)), tf.float32),
+                strides=[1, 1, 1, 1], padding="SAME")  # fmt: skip
+    if op == "DBI":
+        args["filter"] = tf.constant(rng.standard_normal((3, 3, 4, 2)), tf.float32)
+    else:
+        args["input"] = tf.constant(rng.standard_normal((2, 6, 5, 4)), tf.float32)
+    ours = getattr(tf_convgrad, api)
+    generated = getattr(tf_convgrad.ops._lib, "conv_grad_" + api)
+    want = generated(**{key: tf.constant(sizes, tf.int32)}, **args).numpy()
+    for spelling in (sizes, tuple(sizes), np.array(sizes, np.int32), [np.int64(v) for v in sizes]):
+        np.testing.assert_array_equal(ours(**{key: spelling}, **args).numpy(), want)
+    for bad in ([1, 2, 3], sizes[:3] + [2**31], sizes[:3] + [1.5], sizes[:3] + [True]):
+        with pytest.raises(Exception) as generated_error:
+            generated(**{key: bad}, **args)
+        with pytest.raises(type(generated_error.value)):
+            ours(**{key: bad}, **args)
