@@ -129,6 +129,8 @@ bool DepthwiseBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* 
   const int64_t row_cols =
       zero_pad_rows ? std::max(lead + g.in_cols, (g.out_cols - 1) * g.stride_cols + g.filter_cols)
                     : g.in_cols;
+  // Software prefetch only where the tensors do not stay cached between calls.
+  const bool prefetch = internal::WorthPrefetching(g, sizeof(T));
   std::atomic<bool> failed{false};
   const int64_t cost = (units / supers + 1) * taps * g.out_cols * padded;
   parallel_for(supers, cost, [&](int64_t s_begin, int64_t s_end) {
@@ -166,7 +168,7 @@ bool DepthwiseBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* 
         // rows (up to stride_rows of them, at most 3), spread over this row's tap calls, so
         // their loads overlap this row's work.
         Prefetcher pf;
-        if (!g.nchw && u + 1 < units) {
+        if (prefetch && u + 1 < units) {
           const int64_t b1 = (u + 1) / g.out_rows, ho1 = (u + 1) % g.out_rows;
           const int64_t h1 = std::min(g.in_rows - 1, ho1 * g.stride_rows - g.pad_top +
                                                          (g.filter_rows - 1) * g.dilation_rows);

@@ -551,6 +551,8 @@ bool WindowedBackpropInput(const ConvGeometry& g, const T* filter, const T* out_
   constexpr int64_t kStreamBytes = int64_t{4} << 20;
   bool stream = direct && g.batch * g.in_rows * g.in_cols * C * int64_t{sizeof(T)} > kStreamBytes &&
                 reinterpret_cast<uintptr_t>(input_backprop) % 64 == 0;
+  // Software prefetch only where the tensors do not stay cached between calls.
+  const bool prefetch = internal::WorthPrefetching(g, sizeof(T));
   std::atomic<bool> failed{false};
   const int64_t cost =
       std::max<int64_t>(1, g.in_cols * padded * (M * KR * KC / (g.stride_rows * s) + 1));
@@ -608,7 +610,7 @@ bool WindowedBackpropInput(const ConvGeometry& g, const T* filter, const T* out_
       // Prefetch (into L2), spread over this row's blocks, the out_backprop row that
       // the next dx row will pack, so that its loads overlap this row's arithmetic.
       Prefetcher pf;
-      if (!g.nchw && !row_ho.empty() && row_ho.back() + 1 < g.out_rows &&
+      if (prefetch && !row_ho.empty() && row_ho.back() + 1 < g.out_rows &&
           b * g.out_rows + row_ho.back() + 1 > prefetched) {
         prefetched = b * g.out_rows + row_ho.back() + 1;
         pf.Add(out_backprop + dl.Offset(b, row_ho.back() + 1, 0, 0),
