@@ -7,10 +7,13 @@
 # scripts/setup.sh (for TensorFlow's Eigen headers).
 #   bash scripts/profile_cores.sh            all layers below
 #   bash scripts/profile_cores.sh dbf 32 7 7 960 3 1 1 SAME    one layer
+#   bash scripts/profile_cores.sh build      only build the harness (for tools/limits.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
-command -v perf >/dev/null || { echo "profile_cores: needs perf (apt-get install linux-perf)" >&2; exit 2; }
+if [ "${1:-}" != build ]; then
+  command -v perf >/dev/null || { echo "profile_cores: needs perf (apt-get install linux-perf)" >&2; exit 2; }
+fi
 INC=$(TF_CPP_MIN_LOG_LEVEL=3 "$PY" -c 'import tensorflow as tf; print(tf.sysconfig.get_include())' 2>/dev/null)
 OUT=${PROFILE_DIR:-build-profile}
 mkdir -p "$OUT"
@@ -18,6 +21,7 @@ echo "profile_cores: building $OUT/cpu_cores_bench" >&2
 g++ -O3 -march=native -mprefer-vector-width=512 -ffp-contract=fast -std=c++17 -DNDEBUG \
   -DEIGEN_MAX_ALIGN_BYTES=64 -I. -I"$INC" -o "$OUT/cpu_cores_bench" \
   tools/cpu_cores_bench.cc tf_ops/cc/kernels/cpu/*.cc -lpthread
+if [ "${1:-}" = build ]; then exit 0; fi
 
 # The float32 layers below 1.0 in at least one of docs/PERF.md's runs (op N H W C K stride M|Cout padding).
 LAYERS=(
