@@ -64,7 +64,7 @@ def _time(harness, case, n, h, threads, reps, rounds):
 
 def measure(harness, rounds, progress=print):
     rows = []
-    cases = [c for c in bench.suite(ops=["DBF", "DBI"], dtypes=["float32"])]
+    cases = bench.suite(ops=["DBF", "DBI"], dtypes=["float32"])
     for i, case in enumerate(cases):
         h = _slice_rows(case)
         sliced = dict(case, n=1, h=h)

@@ -106,22 +106,6 @@ template <typename A>
 inline void StoreVec(A* p, Vec<A> v) {
   std::memcpy(p, &v, sizeof(v));
 }
-// StoreVec for a 64-byte aligned p, bypassing the caches where the target has
-// non-temporal vector stores.
-inline void StreamVec(float* p, Vec<float> v) {
-#ifdef __AVX512F__
-  _mm512_stream_ps(p, reinterpret_cast<__m512>(v));
-#else
-  StoreVec(p, v);
-#endif
-}
-inline void StreamVec(double* p, Vec<double> v) {
-#ifdef __AVX512F__
-  _mm512_stream_pd(p, reinterpret_cast<__m512d>(v));
-#else
-  StoreVec(p, v);
-#endif
-}
 
 #if defined(__AVX512F__) && defined(__AVX512BW__)
 // The 16 floats of v as 16 half or bfloat16 bit patterns, each rounded as
@@ -152,33 +136,32 @@ constexpr bool kVectorRound = true;
 constexpr bool kVectorRound = false;
 #endif
 
-// Stores the lanes of v at p as T, each rounded as FromAcc rounds.
-template <typename T, typename A>
+// Stores the lanes of v at p as T, each rounded as FromAcc rounds. kStream:
+// p is aligned to the stored size (64 bytes, or 32 for 16-bit T), and the store
+// bypasses the caches where the target has non-temporal vector stores.
+template <typename T, typename A, bool kStream = false>
 inline void StoreFromAcc(T* p, Vec<A> v) {
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+  if constexpr (std::is_same<T, A>::value && kStream) {
+    if constexpr (std::is_same<A, float>::value) {
+      _mm512_stream_ps(p, reinterpret_cast<__m512>(v));
+    } else {
+      _mm512_stream_pd(p, reinterpret_cast<__m512d>(v));
+    }
+  } else if constexpr (std::is_same<T, A>::value) {
+    StoreVec(p, v);
+  } else if constexpr (kStream) {
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(p), Round16<T>(v));
+  } else {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), Round16<T>(v));
+  }
+#else
   if constexpr (std::is_same<T, A>::value) {
     StoreVec(p, v);
   } else {
-#if defined(__AVX512F__) && defined(__AVX512BW__)
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), Round16<T>(v));
-#else
     for (int64_t l = 0; l < kLanes<A>; ++l) p[l] = FromAcc<T, A>(v[l]);
-#endif
   }
-}
-
-// StoreFromAcc for a p aligned to the stored size, bypassing the caches where
-// the target has non-temporal vector stores.
-template <typename T, typename A>
-inline void StreamFromAcc(T* p, Vec<A> v) {
-  if constexpr (std::is_same<T, A>::value) {
-    StreamVec(p, v);
-  } else {
-#if defined(__AVX512F__) && defined(__AVX512BW__)
-    _mm256_stream_si256(reinterpret_cast<__m256i*>(p), Round16<T>(v));
-#else
-    StoreFromAcc<T, A>(p, v);
 #endif
-  }
 }
 
 // dst[0:n] = FromAcc(src[0:n]); half and bfloat16 a vector at a time with

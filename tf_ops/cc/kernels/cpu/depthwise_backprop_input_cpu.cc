@@ -375,7 +375,7 @@ void WindowBlock(const WindowArgs<A>& w, int64_t off, O* dst, int64_t nvalid, in
     }
     if (nvalid == B && w.stream) {
 #pragma GCC unroll 8
-      for (int t = 0; t < B; ++t) internal::StreamFromAcc<O, A>(dst + t * w.dst_step, r[t]);
+      for (int t = 0; t < B; ++t) internal::StoreFromAcc<O, A, true>(dst + t * w.dst_step, r[t]);
     } else {
 #pragma GCC unroll 8
       for (int t = 0; t < B; ++t) {
@@ -550,12 +550,6 @@ bool WindowedBackpropInput(const ConvGeometry& g, const T* filter, const T* out_
   // NHWC with whole vectors per pixel: blocks store straight into dx (rounding
   // to T when it is 16-bit), with no accumulator row and no conversion pass.
   const bool direct = !g.nchw && padded == C;
-  // A dx larger than kStreamBytes is written around the caches (no read for
-  // ownership: measured 7.4 -> 4.8 ms on 16x56x56x144), when 64-byte aligned;
-  // a smaller one stays cached for its consumer.
-  constexpr int64_t kStreamBytes = int64_t{4} << 20;
-  bool stream = direct && g.batch * g.in_rows * g.in_cols * C * int64_t{sizeof(T)} > kStreamBytes &&
-                reinterpret_cast<uintptr_t>(input_backprop) % 64 == 0;
   // Software prefetch only where the tensors do not stay cached between calls.
   const bool prefetch = internal::WorthPrefetching(g, sizeof(T));
   std::atomic<bool> failed{false};
@@ -570,11 +564,18 @@ bool WindowedBackpropInput(const ConvGeometry& g, const T* filter, const T* out_
   // (tools/cpu_cores_bench.cc), and 7-10% slower on the stride-2 ones, which
   // keep block outermost (all channel blocks per call).
   const int64_t cb_step = s == 1 && blocks_per_row > 1 ? 1 : nb;
+  // A dx larger than kStreamBytes is written around the caches (no read for
+  // ownership: measured 7.4 -> 4.8 ms on 16x56x56x144), when 64-byte aligned;
+  // a smaller one stays cached for its consumer.
+  constexpr int64_t kStreamBytes = int64_t{4} << 20;
   // A 16-bit vector is half a cache line, whose other half the next channel
   // block writes; with one channel block per call that comes a whole row later,
   // and non-temporal stores of half lines ran 1.2-1.6x slower than cached ones
   // (bfloat16, one thread, 14x14x384 to 112x112x32).
-  if (sizeof(T) * V < 64 && cb_step < nb) stream = false;
+  const bool stream = direct &&
+                      g.batch * g.in_rows * g.in_cols * C * int64_t{sizeof(T)} > kStreamBytes &&
+                      reinterpret_cast<uintptr_t>(input_backprop) % 64 == 0 &&
+                      (sizeof(T) * V == 64 || cb_step == nb);
   const int64_t calls_per_row = blocks_per_row * CeilDiv(nb, cb_step);
   // Each task packs its own rows, so give it enough dx rows (4 * KR) to reuse them;
   // a multiple of 4 tasks where there are several, so that 2 or 4 threads finish
