@@ -120,6 +120,14 @@ inline __m256i Round16(Vec<float> v) {
     return _mm512_cvtps_ph(f, _MM_FROUND_TO_NEAREST_INT);
   } else {
     static_assert(std::is_same<T, Eigen::bfloat16>::value, "half or bfloat16");
+#if defined(__AVX512BF16__)
+    // The instruction rounds to nearest even as Eigen does, except that it
+    // reads denormals as zero and keeps a NaN's payload: those vectors (rare)
+    // take the integer path below.
+    if (__builtin_expect(_mm512_fpclass_ps_mask(f, 0x01 | 0x20 | 0x80) == 0, 1)) {
+      return reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(f));
+    }
+#endif
     const __m512i x = reinterpret_cast<__m512i>(v);
     const __m512i top = _mm512_srli_epi32(x, 16);
     const __m512i lsb = _mm512_and_si512(top, _mm512_set1_epi32(1));

@@ -452,14 +452,20 @@ void PackWindowRow(const T* out_backprop, const Layout4 dl, int64_t b, int64_t h
       }
     }
   }
-  if (!dl.nchw && M == 1 && nb * V == C && std::is_same<T, A>::value) {
-    // Plain copy, one channel block at a time: sequential stores, strided loads.
-    const A* src = reinterpret_cast<const A*>(out_backprop + dl.Offset(b, ho, 0, 0));
+  if (!dl.nchw && M == 1 && nb * V == C) {
+    // One channel block at a time: sequential stores, strided loads. (16-bit
+    // per pixel with the channel blocks inner took 1.17-1.32x longer per
+    // call: bfloat16, one thread, 14x14x672 k5 to 113x113x96 s2.)
+    const T* src = out_backprop + dl.Offset(b, ho, 0, 0);
     for (int64_t cb = 0; cb < nb; ++cb) {
       A* p = dst + cb * plane - col_lo * V;
-      const A* sc = src + cb * V;
+      const T* sc = src + cb * V;
       for (int64_t wo = 0; wo < out_cols; ++wo) {
-        internal::StoreVec(p + wo * V, internal::LoadVec(sc + wo * C));
+        if constexpr (std::is_same<T, A>::value) {
+          internal::StoreVec(p + wo * V, internal::LoadVec(sc + wo * C));
+        } else {
+          internal::ConvertToAcc(sc + wo * C, p + wo * V, V);
+        }
       }
     }
   } else if (!dl.nchw) {
@@ -563,19 +569,27 @@ bool WindowedBackpropInput(const ConvGeometry& g, const T* filter, const T* out_
   // Measured 4-21% faster than block outermost on the stride-1 layers of `bench`
   // (tools/cpu_cores_bench.cc), and 7-10% slower on the stride-2 ones, which
   // keep block outermost (all channel blocks per call).
-  const int64_t cb_step = s == 1 && blocks_per_row > 1 ? 1 : nb;
+  int64_t cb_step = s == 1 && blocks_per_row > 1 ? 1 : nb;
   // A dx larger than kStreamBytes is written around the caches (no read for
   // ownership: measured 7.4 -> 4.8 ms on 16x56x56x144), when 64-byte aligned;
   // a smaller one stays cached for its consumer.
   constexpr int64_t kStreamBytes = int64_t{4} << 20;
-  // A 16-bit vector is half a cache line, whose other half the next channel
-  // block writes; with one channel block per call that comes a whole row later,
-  // and non-temporal stores of half lines ran 1.2-1.6x slower than cached ones
-  // (bfloat16, one thread, 14x14x384 to 112x112x32).
-  const bool stream = direct &&
-                      g.batch * g.in_rows * g.in_cols * C * int64_t{sizeof(T)} > kStreamBytes &&
-                      reinterpret_cast<uintptr_t>(input_backprop) % 64 == 0 &&
-                      (sizeof(T) * V == 64 || cb_step == nb);
+  const bool big = direct &&
+                   g.batch * g.in_rows * g.in_cols * C * int64_t{sizeof(T)} > kStreamBytes &&
+                   reinterpret_cast<uintptr_t>(input_backprop) % 64 == 0;
+  // A 16-bit vector is half a cache line. Non-temporal stores of half lines
+  // whose other half comes a whole row later (one channel block per call) ran
+  // 1.2-1.6x slower than cached stores (bfloat16, one thread, 14x14x384 to
+  // 112x112x32). Two channel blocks per call write whole lines, and stream
+  // where their packed rows (2 x KR x ncols vectors) still fit in half of L1:
+  // bfloat16 14x14x384, 14x14x576 and 14x14x672 k5 10-18% faster; 28x28x192
+  // k7 (32 KiB of rows) 5% slower, so it keeps one block.
+  constexpr int64_t kHalfL1Bytes = 16 << 10;
+  if (sizeof(T) == 2 && big && cb_step == 1 && nb % 2 == 0 &&
+      2 * KR * ncols * V * int64_t{sizeof(A)} <= kHalfL1Bytes) {
+    cb_step = 2;
+  }
+  const bool stream = big && (sizeof(T) * V == 64 || cb_step == 2 || cb_step == nb);
   const int64_t calls_per_row = blocks_per_row * CeilDiv(nb, cb_step);
   // Each task packs its own rows, so give it enough dx rows (4 * KR) to reuse them;
   // a multiple of 4 tasks where there are several, so that 2 or 4 threads finish
