@@ -76,3 +76,27 @@ def test_report_table(canned, capsys):
         f"DBI: float32 geomean ratio 2.00 over 1 layers, lowest 2.00; {below} with a ceiling "
         "below the target 2.0" in out
     )
+
+
+def test_per_element_16bit(monkeypatch, capsys):
+    """A 16-bit case's per-element ratio: ours 16-bit / ours float32 (each the better worker)."""
+    half = dict(DBI, dtype="bfloat16")
+    monkeypatch.setattr(bench, "suite", lambda *a: [DBI, half])
+    monkeypatch.setattr(bench, "_measure_machine", lambda: (PEAK, BW))
+    workers = {
+        "onednn": CANNED["onednn"] + [{"ours_ms": 0.9, "tf_ms": 2.0, "ours_f32_ms": 1.1, "fgn": 0}],
+        "native": CANNED["native"] + [{"ours_ms": 0.8, "tf_ms": 3.0, "ours_f32_ms": 1.0, "fgn": 0}],
+    }
+    monkeypatch.setattr(bench, "_run_workers", lambda cases, budget, progress: workers)
+    assert bench.run(_args()) == 0
+    report = json.loads(capsys.readouterr().out)
+    f32_row, half_row = report["rows"]
+    assert "per_element" not in f32_row
+    assert half_row["per_element"] == pytest.approx(0.8 / 1.0)
+    per = report["summary"]["DBI"]["per_element"]["bfloat16"]
+    assert per == pytest.approx({"min": 0.8, "max": 0.8, "cases": 1})
+    assert bench.run(_args(json=False)) == 0
+    assert (
+        "DBI: bfloat16 per element (ours bfloat16 / ours float32, timed interleaved) 0.80-0.80 "
+        "over 1 layers" in capsys.readouterr().out
+    )

@@ -12,6 +12,9 @@ Method (see docs/PERF.md for results):
   write the output once); "% roofline" = roofline time / measured time. "ceil" = TF's best time /
   roofline time: the ratio ours would reach at 100% of the roofline, so a target ratio above it
   cannot be met on that case by a kernel that stays within the roofline.
+* A 16-bit case also times ours in float32 on the same values, interleaved with the other two
+  calls: "per_element" = ours 16-bit / ours float32 (issue 6 asks for at most 1). Timed in the
+  same rounds, it does not depend on the machine's state moving between cases.
 * Each worker records the CPU time other processes used while a case ran ("fgn", in cores, from
   /proc/stat): timings taken at fgn > 0.3 are not trustworthy on a 2-core machine.
 
@@ -164,7 +167,8 @@ def _foreign_jiffies():
 
 
 def _calls(case, rng):
-    """A case's inputs (random normal) and its two calls, (ours, TF's), as no-argument functions."""
+    """A case's inputs (random normal) and its calls as no-argument functions: "ours", "tf" and,
+    for 16-bit cases, "ours_f32" (ours on the same values in float32)."""
     import numpy as np
     import tensorflow as tf
 
@@ -180,12 +184,14 @@ def _calls(case, rng):
     attrs = dict(strides=[1, s, s, 1], padding=case["pad"])
     if case["op"] == "DBI":
         kw = dict(input_sizes=tf.constant([n, h, w, c]), filter=f, out_backprop=dy, **attrs)
+        wide = dict(kw, filter=tf.cast(f, tf.float32), out_backprop=tf.cast(dy, tf.float32))
         ours, theirs = (
             tf_convgrad.depthwise_conv2d_native_backprop_input,
             (tf.raw_ops.DepthwiseConv2dNativeBackpropInput),
         )
     else:
         kw = dict(input=x, filter_sizes=tf.constant([k, k, c, mo]), out_backprop=dy, **attrs)
+        wide = dict(kw, input=tf.cast(x, tf.float32), out_backprop=tf.cast(dy, tf.float32))
         ours, theirs = (
             (tf_convgrad.conv2d_backprop_filter, tf.raw_ops.Conv2DBackpropFilter)
             if case["op"] == "CBF"
@@ -194,7 +200,10 @@ def _calls(case, rng):
                 tf.raw_ops.DepthwiseConv2dNativeBackpropFilter,
             )
         )
-    return (lambda fn=ours, kw=kw: fn(**kw)), (lambda fn=theirs, kw=kw: fn(**kw))
+    calls = {"ours": lambda: ours(**kw), "tf": lambda: theirs(**kw)}
+    if dt.size == 2:
+        calls["ours_f32"] = lambda: ours(**wide)
+    return calls
 
 
 def _worker(cases, out_path, budget):
@@ -204,8 +213,7 @@ def _worker(cases, out_path, budget):
     results = []
     rng = np.random.default_rng(0)
     for idx, case in enumerate(cases):
-        ours, theirs = _calls(case, rng)
-        impls = {"ours": ours, "tf": theirs}
+        impls = _calls(case, rng)
         first = {}
         for name, fn in impls.items():  # first call: kernel creation, primitive caches
             t0 = time.perf_counter()
@@ -225,15 +233,10 @@ def _worker(cases, out_path, budget):
                 impls[name]()
                 samples[name].append(time.perf_counter() - t0)
         fgn = (_foreign_jiffies() - j0) / hz / (time.perf_counter() - w0)
-        results.append(
-            {
-                "index": idx,
-                "ours_ms": 1e3 * float(np.median(samples["ours"])),
-                "tf_ms": 1e3 * float(np.median(samples["tf"])),
-                "calls": calls,
-                "fgn": round(fgn, 2),
-            }
-        )
+        result = {"index": idx, "calls": calls, "fgn": round(fgn, 2)}
+        for name, times in samples.items():
+            result[f"{name}_ms"] = 1e3 * float(np.median(times))
+        results.append(result)
         print(f"progress {idx + 1}/{len(cases)}", file=sys.stderr, flush=True)
     with open(out_path, "w") as f:
         json.dump(results, f)
@@ -269,8 +272,7 @@ def _memory_worker(cases, impl, out_path, repeats=3):
     rng = np.random.default_rng(0)
     results = []
     for idx, case in enumerate(cases):
-        ours, theirs = _calls(case, rng)
-        call = ours if impl == "ours" else theirs
+        call = _calls(case, rng)[impl]
         try:
             call()  # kernel and primitive creation; also flushes TF's deferred input frees
             peaks = []
@@ -290,7 +292,7 @@ def _memory_worker(cases, impl, out_path, repeats=3):
         except tf.errors.OpError as e:  # the kernel refuses the case
             message = (e.message or "").strip().splitlines()
             results.append({"error": f"{type(e).__name__}: {message[0] if message else ''}"})
-        del ours, theirs, call
+        del call
         gc.collect()
         print(f"progress {idx + 1}/{len(cases)}", file=sys.stderr, flush=True)
     with open(out_path, "w") as f:
@@ -463,6 +465,15 @@ def run_memory(args, cases):
                 "max_ratio": max(r["ratio"] for r in mine),
                 "max_excess_bytes": max(r["excess_bytes"] for r in mine),
             }
+    for op in ("DBF", "DBI", "CBF"):
+        for dtype in ("bfloat16", "float16"):
+            per = [r["per_element"] for r in rows if r["op"] == op and r["dtype"] == dtype]
+            if per:
+                summary.setdefault(op, {}).setdefault("per_element", {})[dtype] = {
+                    "min": min(per),
+                    "max": max(per),
+                    "cases": len(per),
+                }
     report = {
         "date": time.strftime("%Y-%m-%d"),
         "mode": "memory",
@@ -547,6 +558,11 @@ def timing_row(case, dn, nat, peak, bw):
         roof_ms=roof_ms,
         ceiling=tf_best / roof_ms,
         fgn=max(dn["fgn"], nat["fgn"]),
+        **(
+            {}
+            if "ours_f32_ms" not in dn
+            else {"per_element": ours / min(dn["ours_f32_ms"], nat["ours_f32_ms"])}
+        ),
     )
 
 
@@ -595,6 +611,15 @@ def run(args):
                     if r["op"] == op and r["dtype"] == "float32"
                 ),
             }
+    for op in ("DBF", "DBI", "CBF"):
+        for dtype in ("bfloat16", "float16"):
+            per = [r["per_element"] for r in rows if r["op"] == op and r["dtype"] == dtype]
+            if per:
+                summary.setdefault(op, {}).setdefault("per_element", {})[dtype] = {
+                    "min": min(per),
+                    "max": max(per),
+                    "cases": len(per),
+                }
     report = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": {"sgemm_gflops": peak, "bandwidth_gbs": bw, "cpus": os.cpu_count()},
@@ -631,12 +656,18 @@ def format_table(report):
         )
     lines.append("")
     for op, s in report["summary"].items():
-        lines.append(
-            f"{op}: float32 geomean ratio {s['geomean_ratio_f32']:.2f} over {s['cases_f32']} "
-            f"layers, lowest {s['min_ratio_f32']:.2f}; "
-            f"{s['ceiling_below_target_f32']} with a ceiling below the target "
-            f"{s['target_ratio']:.1f}"
-        )
+        if "geomean_ratio_f32" in s:
+            lines.append(
+                f"{op}: float32 geomean ratio {s['geomean_ratio_f32']:.2f} over {s['cases_f32']} "
+                f"layers, lowest {s['min_ratio_f32']:.2f}; "
+                f"{s['ceiling_below_target_f32']} with a ceiling below the target "
+                f"{s['target_ratio']:.1f}"
+            )
+        for dtype, p in s.get("per_element", {}).items():
+            lines.append(
+                f"{op}: {dtype} per element (ours {dtype} / ours float32, timed interleaved) "
+                f"{p['min']:.2f}-{p['max']:.2f} over {p['cases']} layers; <= 1 is as fast"
+            )
     return "\n".join(lines)
 
 
