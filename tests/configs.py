@@ -361,6 +361,20 @@ DW_SLOW = [
 
 SLOW = expand("cbf", CBF_SLOW) + expand("dbf", DW_SLOW) + expand("dbi", DW_SLOW)
 
+# DBI with dx over the CPU core's 4 MiB streaming threshold in every dtype (kStreamBytes in
+# depthwise_backprop_input_cpu.cc), NHWC: non-temporal stores of whole lines (float32, float64),
+# 16-bit channel-block pairs at stride 1 (nb even) and at stride 2 (all blocks per call), 16-bit
+# half lines (nb odd), and 16-bit cached stores where the packed rows are too large for pairs (k7).
+DBI_STREAM = expand(
+    "dbi",
+    [
+        G("stream_14x14x384_k3", (32, 14, 14, 384), (3, 3, 384, 1), **SAME),
+        G("stream_29x29x192_k3_s2", (32, 29, 29, 192), (3, 3, 192, 1), **S2, **VALID),
+        G("stream_56x56x144_k3_s2", (16, 56, 56, 144), (3, 3, 144, 1), **S2, **SAME),
+        G("stream_28x28x192_k7", (16, 28, 28, 192), (7, 7, 192, 1), **SAME),
+    ],
+)
+
 # --------------------------------------------------------------------------------------------------
 # Dtypes and tolerances
 # --------------------------------------------------------------------------------------------------

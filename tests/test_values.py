@@ -73,6 +73,14 @@ def test_layer_matches_reference(case, dtype, data_format):
     helpers.assert_matches(got, ref, TOL[dtype])
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", configs.DBI_STREAM, **_case_ids)
+def test_streamed_dx_matches_reference(case, dtype):
+    got = helpers.run_ours(case, dtype, "NHWC")
+    ref = helpers.reference_result(case, dtype, fast=True)
+    helpers.assert_matches(got, ref, TOL[dtype])
+
+
 # --------------------------------------------------------------------------------------------------
 # Oracle 2: TF's native kernels, in process
 # --------------------------------------------------------------------------------------------------

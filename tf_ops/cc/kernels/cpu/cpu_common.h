@@ -172,6 +172,23 @@ inline void StoreFromAcc(T* p, Vec<A> v) {
 #endif
 }
 
+// Writes one whole 64-byte line of 16-bit T around the caches: lo's lanes,
+// rounded as FromAcc rounds, to p[0:16] and hi's to p[16:32]. p is 64-byte
+// aligned. (Two half-line non-temporal stores leave the line's completion to
+// the write-combining buffers.)
+template <typename T, typename A>
+inline void StreamLineFromAcc(T* p, Vec<A> lo, Vec<A> hi) {
+  static_assert(sizeof(T) == 2 && std::is_same<A, float>::value, "16-bit T, float accumulators");
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+  _mm512_stream_si512(
+      reinterpret_cast<__m512i*>(p),
+      _mm512_inserti64x4(_mm512_castsi256_si512(Round16<T>(lo)), Round16<T>(hi), 1));
+#else
+  StoreFromAcc<T, A>(p, lo);
+  StoreFromAcc<T, A>(p + kLanes<A>, hi);
+#endif
+}
+
 // dst[0:n] = FromAcc(src[0:n]); half and bfloat16 a vector at a time with
 // AVX-512 (StoreFromAcc).
 template <typename T, typename A>
