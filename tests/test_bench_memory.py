@@ -114,3 +114,13 @@ def test_refuses_plot_and_unusable_clear_refs(canned, capsys, monkeypatch):
     assert bench.run(_args()) == 2
     err = capsys.readouterr().err
     assert "clear_refs" in err and "Permission denied" in err
+
+
+def test_report_with_16bit_cases(canned, monkeypatch, capsys):
+    """16-bit cases: the memory report has no timing fields (no per-element ratio)."""
+    half = dict(DBI_4MIB, dtype="bfloat16")
+    monkeypatch.setattr(bench, "suite", lambda *a: [half, DBF_TINY])
+    assert bench.run(_args()) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["rows"][0]["dtype"] == "bfloat16"
+    assert "per_element" not in report["rows"][0] and "per_element" not in report["summary"]["DBI"]

@@ -465,15 +465,6 @@ def run_memory(args, cases):
                 "max_ratio": max(r["ratio"] for r in mine),
                 "max_excess_bytes": max(r["excess_bytes"] for r in mine),
             }
-    for op in ("DBF", "DBI", "CBF"):
-        for dtype in ("bfloat16", "float16"):
-            per = [r["per_element"] for r in rows if r["op"] == op and r["dtype"] == dtype]
-            if per:
-                summary.setdefault(op, {}).setdefault("per_element", {})[dtype] = {
-                    "min": min(per),
-                    "max": max(per),
-                    "cases": len(per),
-                }
     report = {
         "date": time.strftime("%Y-%m-%d"),
         "mode": "memory",
