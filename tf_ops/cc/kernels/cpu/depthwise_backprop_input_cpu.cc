@@ -342,6 +342,9 @@ struct WindowArgs {
   int64_t f_m_stride, f_cb_stride, f_pair_stride;  // packed filter
   int64_t dst_step;                                // dx, between the block's pixels
   bool stream;                                     // non-temporal dx stores
+  // 16-bit streaming by whole lines: every call's channel blocks come in pairs
+  // (cb0 even) that fill a 64-byte aligned line per pixel.
+  bool stream_pairs;
 };
 
 // B pixels (nvalid of them stored) whose window starts `off` elements into the
@@ -354,11 +357,8 @@ void WindowBlock(const WindowArgs<A>& w, int64_t off, O* dst, int64_t nvalid, in
   constexpr bool k16 = sizeof(O) == 2;
   off += cb0 * w.d_cb_stride;
   dst += cb0 * V;
-  // 16-bit streaming: channel blocks in pairs that fill whole cache lines,
-  // the first one's results held until the second's are done.
-  const bool pairs = k16 && w.stream && nvalid == B && (cb1 - cb0) % 2 == 0 &&
-                     reinterpret_cast<uintptr_t>(dst) % 64 == 0 &&
-                     w.dst_step * int64_t{sizeof(O)} % 64 == 0;
+  // Whole-line pairs: the first block's results are held until the second's are done.
+  const bool pairs = k16 && w.stream_pairs && nvalid == B;
   internal::Vec<A> held[B] = {};
   for (int64_t cb = cb0; cb < cb1; ++cb, off += w.d_cb_stride, dst += V) {
     internal::Vec<A> r[B] = {};
@@ -614,6 +614,9 @@ bool WindowedBackpropInput(const ConvGeometry& g, const T* filter, const T* out_
     cb_step = 2;
   }
   const bool stream = big && (sizeof(T) * V == 64 || cb_step == 2 || cb_step == nb);
+  // With nb even, pixels (C * sizeof(T) bytes apart) and even channel blocks
+  // start 64-byte lines of the aligned dx, and calls start at even blocks.
+  const bool stream_pairs = stream && sizeof(T) == 2 && nb % 2 == 0;
   const int64_t calls_per_row = blocks_per_row * CeilDiv(nb, cb_step);
   // Each task packs its own rows, so give it enough dx rows (4 * KR) to reuse them;
   // a multiple of 4 tasks where there are several, so that 2 or 4 threads finish
@@ -681,7 +684,7 @@ bool WindowedBackpropInput(const ConvGeometry& g, const T* filter, const T* out_
           }
           const WindowArgs<A> args{drow.data(), frow.data(),   nrows,       M,
                                    ncols * V,   M * ncols * V, KR * KC * V, M * KR * KC * V,
-                                   s * V,       s * pix,       stream};
+                                   s * V,       s * pix,       stream,      stream_pairs};
           for (int64_t cb = 0; cb < nb; cb += cb_step) {
             for (int64_t t = 0; t < ph.count; t += B) {
               pf.Step();
