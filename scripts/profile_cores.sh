@@ -18,7 +18,7 @@ INC=$(TF_CPP_MIN_LOG_LEVEL=3 "$PY" -c 'import tensorflow as tf; print(tf.sysconf
 OUT=${PROFILE_DIR:-build-profile}
 mkdir -p "$OUT"
 echo "profile_cores: building $OUT/cpu_cores_bench" >&2
-g++ -O3 -march=native -mprefer-vector-width=512 -ffp-contract=fast -std=c++17 -DNDEBUG \
+g++ -O3 -march=native -mno-avx512fp16 -mprefer-vector-width=512 -ffp-contract=fast -std=c++17 -DNDEBUG \
   -DEIGEN_MAX_ALIGN_BYTES=64 -I. -I"$INC" -o "$OUT/cpu_cores_bench" \
   tools/cpu_cores_bench.cc tf_ops/cc/kernels/cpu/*.cc -lpthread
 if [ "${1:-}" = build ]; then exit 0; fi

@@ -22,6 +22,7 @@ def test_vector_conversions_match_eigen_bitwise(tmp_path):
         "g++",
         "-O2",
         "-march=native",
+        "-mno-avx512fp16",  # Eigen's PacketMathFP16.h does not compile with it (gcc 12)
         "-std=c++17",
         f"-I{ROOT}",
         f"-I{tf.sysconfig.get_include()}",
