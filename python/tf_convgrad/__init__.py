@@ -5,8 +5,8 @@ graphs and SavedModels that use the ops work after `import tf_convgrad`. It chan
 nothing for TensorFlow's own ops until `tf_convgrad.enable()` (see `dropin`).
 """
 
-from . import grads as _grads  # noqa: F401 -- registers gradients
 from . import dropin, layers, nn
+from . import grads as _grads  # noqa: F401 -- registers gradients
 from .dropin import disable, enable, is_enabled
 from .nn import conv2d, depthwise_conv2d
 from .ops import (
@@ -23,6 +23,7 @@ __all__ = [
     "depthwise_conv2d_native_backprop_filter",
     "depthwise_conv2d_native_backprop_input",
     "disable",
+    "dropin",
     "enable",
     "is_enabled",
     "layers",

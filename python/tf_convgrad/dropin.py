@@ -4,16 +4,12 @@ After :func:`enable`, the gradients TensorFlow builds for its ``Conv2D`` and
 ``DepthwiseConv2dNative`` ops (and for the transposed forms that appear in higher-order
 gradients and ``Conv2DTranspose``) use our kernels:
 
-================================== ===============================================================
-TF op being differentiated         gradient built under ``enable()``
-================================== ===============================================================
-Conv2D(x, w)                       dx: TF's ``Conv2DBackpropInput``; dw: ``ConvGrad>Conv2DBackpropFilter``
-Conv2DBackpropInput(s, w, dy)      dw: ``ConvGrad>Conv2DBackpropFilter``; d(dy): TF's ``Conv2D``
-DepthwiseConv2dNative(x, f)        dx: ``ConvGrad>DepthwiseConv2dNativeBackpropInput``;
-                                   df: ``ConvGrad>DepthwiseConv2dNativeBackpropFilter``
-DepthwiseConv2dNativeBackpropInput df: ours; d(dy): TF's ``DepthwiseConv2dNative``
-DepthwiseConv2dNativeBackpropFilter dx: ours; d(dy): TF's ``DepthwiseConv2dNative``
-================================== ===============================================================
+* ``Conv2D(x, w)``: dx is TF's ``Conv2DBackpropInput``, dw is ``ConvGrad>Conv2DBackpropFilter``.
+* ``Conv2DBackpropInput(sizes, w, dy)``: dw is ours, d(dy) TF's ``Conv2D``.
+* ``DepthwiseConv2dNative(x, f)``: dx is ``ConvGrad>DepthwiseConv2dNativeBackpropInput``, df is
+  ``ConvGrad>DepthwiseConv2dNativeBackpropFilter``.
+* ``DepthwiseConv2dNativeBackpropInput`` / ``...BackpropFilter``: the other depthwise gradient is
+  ours, d(dy) TF's ``DepthwiseConv2dNative``.
 
 so a training graph traced under ``enable()`` holds none of TF's ``Conv2DBackpropFilter``,
 ``DepthwiseConv2dNativeBackpropFilter`` or ``DepthwiseConv2dNativeBackpropInput``. The forward
