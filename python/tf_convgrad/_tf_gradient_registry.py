@@ -9,13 +9,16 @@ registered function (``tf.RegisterGradient`` refuses a second registration), so
 :mod:`tf_convgrad.dropin` swaps the ``"type"`` value of an entry in place, through :func:`swap`.
 
 This is the whole private surface: the registry object, its ``_registry`` dict and the
-``"type"`` key. :data:`PROBLEM` says, at import, whether TF still has that shape (it is checked
+``"type"`` key; and, to keep custom ops out of XLA-compiled gradients, TF's XLA-context test
+(``control_flow_util.GraphOrParentsInXlaContext``) and the ``_attrs`` of the object that builds a
+``tf.function``'s backward graph (:func:`building_for_xla`). :data:`PROBLEM` says, at import, whether TF still has that shape (it is checked
 against TF 2.21.0, which the package pins); ``dropin.enable()`` refuses with that message instead
 of doing nothing when it does not.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable
 
 # Op types whose TF gradient functions tf_convgrad can replace (see dropin.py).
@@ -73,3 +76,47 @@ def swap(op_type: str, function: Callable) -> Callable:
     previous = entry[_TYPE_KEY]
     entry[_TYPE_KEY] = function
     return previous
+
+
+# Classes of TF's polymorphic_function/concrete_function.py that build backward functions; their
+# ``_attrs`` hold the forward function's attributes, ``_XlaMustCompile`` among them.
+_BACKWARD_BUILDERS = (
+    "_DelayedRewriteGradientFunctions",
+    "_TapeGradientFunctions",
+    "_FirstOrderTapeGradientFunctions",
+    "_HigherOrderTapeGradientFunctions",
+)
+_XLA_ATTR = "_XlaMustCompile"
+
+
+def _truthy(value) -> bool:
+    return bool(getattr(value, "b", value))
+
+
+def building_for_xla() -> bool:
+    """Whether the gradient being built now will be compiled by XLA.
+
+    True inside a ``jit_compile=True`` function being traced (the default graph or one of its
+    outer graphs is in an XLA context), and while TF builds the backward function of a
+    ``jit_compile=True`` function differentiated from outside it (Keras 3 runs grouped
+    convolutions in such a nested function): TF builds that graph lazily, outside any XLA
+    context, from an object whose ``_attrs`` say ``_XlaMustCompile``.
+    """
+    import tensorflow as tf  # noqa: PLC0415
+
+    if tf.executing_eagerly():
+        return False
+    from tensorflow.python.framework import ops as tf_ops  # noqa: PLC0415
+    from tensorflow.python.ops import control_flow_util  # noqa: PLC0415
+
+    if control_flow_util.GraphOrParentsInXlaContext(tf_ops.get_default_graph()):
+        return True
+    frame = sys._getframe(1)
+    while frame is not None:
+        owner = frame.f_locals.get("self")
+        if type(owner).__name__ in _BACKWARD_BUILDERS:
+            attrs = getattr(owner, "_attrs", None)
+            if hasattr(attrs, "get") and _truthy(attrs.get(_XLA_ATTR, False)):
+                return True
+        frame = frame.f_back
+    return False

@@ -35,7 +35,7 @@ from typing import Any
 import tensorflow as tf
 
 from . import _tf_gradient_registry as _registry
-from . import nn, ops
+from . import ops
 
 __all__ = ["disable", "enable", "is_enabled"]
 
@@ -165,11 +165,11 @@ assert set(_OURS) == set(_registry.OP_TYPES)
 
 
 def _outside_xla(op_type: str) -> Callable:
-    """Our gradient, or TF's own inside an XLA context (custom ops cannot be compiled)."""
+    """Our gradient, or TF's own where XLA compiles it (custom ops cannot be compiled)."""
     ours = _OURS[op_type]
 
     def gradient(op, grad):
-        if nn.in_xla_context():
+        if _registry.building_for_xla():
             return _TF_GRADIENTS[op_type](op, grad)
         return ours(op, grad)
 
