@@ -559,6 +559,10 @@ def timing_row(case, dn, nat, peak, bw):
 
 def run(args):
     """Entry point of `python -m tf_convgrad bench`."""
+    if args.train:
+        from . import train_bench
+
+        return train_bench.run_train(args)
     cases = suite(args.quick, args.op, args.dtype)
     if not cases:
         print("bench: no case matches the filters", file=sys.stderr)
@@ -710,6 +714,9 @@ def add_arguments(parser):
         action="store_true",
         help="with --memory: a new worker process per case and implementation (slow)",
     )
+    from . import train_bench
+
+    train_bench.add_train_arguments(parser)
 
 
 if __name__ == "__main__":
