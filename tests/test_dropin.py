@@ -425,21 +425,30 @@ def test_fit_matches_stock_and_traces_our_ops():
     assert not TF_BACKPROP_TYPES & types, sorted(types)
 
 
-def test_keras_applications_training_step_holds_only_our_ops():
-    keras.utils.set_random_seed(0)
-    model = keras.applications.MobileNetV3Small(
-        weights=None, input_shape=(32, 32, 3), classes=4, include_preprocessing=False
-    )
-    x = tf.random.normal([2, 32, 32, 3])
-    y = tf.constant([0, 3])
-    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+def test_keras_applications_model_trains_like_stock():
+    """A stock keras.applications model: its fit step holds only our ops, and the losses of two
+    train_on_batch steps equal stock TF's. (Randomly initialised MobileNets amplify float32
+    rounding quickly: a 1e-6 relative change of the kernels moves MobileNetV2's second loss by
+    2.7% at 64x64, see docs/USAGE.md; the first two steps are the comparison that means
+    something.)"""
 
-    def step(x, y):
-        with tf.GradientTape() as tape:
-            loss = loss_fn(y, model(x, training=True))
-        return tape.gradient(loss, model.trainable_variables)
+    def build():
+        keras.utils.set_random_seed(0)
+        model = keras.applications.MobileNetV3Small(
+            weights=None, input_shape=(32, 32, 3), classes=4, include_preprocessing=False
+        )
+        model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", jit_compile=False)
+        return model
 
+    stock, ours = build(), build()
+    ours.set_weights(stock.get_weights())
+    x = np.random.default_rng(0).normal(size=(4, 32, 32, 3)).astype(np.float32)
+    y = np.array([0, 3, 1, 2])
+    stock_losses = [float(stock.train_on_batch(x, y)) for _ in range(2)]
     with tf_convgrad.enable():
-        types = graph_op_types(tf.function(step).get_concrete_function(x, y))
+        our_losses = [float(ours.train_on_batch(x, y)) for _ in range(2)]
+        types = graph_op_types(tf.function(ours.train_step).get_concrete_function((x, y)))
     assert OUR_TYPES <= types, sorted(types)
     assert not TF_BACKPROP_TYPES & types, sorted(types)
+    assert stock_losses[0] != stock_losses[1]
+    np.testing.assert_allclose(our_losses, stock_losses, rtol=1e-4)
