@@ -248,3 +248,26 @@ def test_keras_file_round_trip(tmp_path):
     kinds = {type(layer) for layer in loaded.layers}
     assert {tf_convgrad.layers.Conv2D, tf_convgrad.layers.DepthwiseConv2D} <= kinds
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+@pytest.mark.parametrize("data_format", sorted(FORMATS))
+@pytest.mark.parametrize("kind", ["Conv2D", "DepthwiseConv2D"])
+def test_bias_on_the_channel_axis_when_width_equals_channels(kind, data_format):
+    """Output width == channel count: the bias still goes on the channel axis (stock Keras 3.15's
+    Conv2D adds it along the width with channels_first there)."""
+    channels = 4
+    shape = (8, 8, 2) if data_format == "channels_last" else (2, 8, 8)
+    if kind == "Conv2D":
+        layer = tf_convgrad.layers.Conv2D(channels, 1, strides=2, data_format=data_format)
+    else:
+        layer = tf_convgrad.layers.DepthwiseConv2D(1, strides=2, depth_multiplier=2,
+                                                   data_format=data_format)  # fmt: skip
+    x = tf.zeros((1, *shape))
+    layer(x)  # build
+    bias = np.arange(1, channels + 1, dtype=np.float32)
+    layer.bias.assign(bias)
+    y = layer(x).numpy()  # zero input: the output is the bias alone, width 4 == channels 4
+    want = bias.reshape(
+        (1, 1, 1, channels) if data_format == "channels_last" else (1, channels, 1, 1)
+    )
+    np.testing.assert_array_equal(y, np.broadcast_to(want, y.shape))

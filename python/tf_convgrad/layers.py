@@ -17,6 +17,11 @@ Beyond the stock layers on CPU:
 * ``Conv2D`` accepts ``strides > 1`` together with ``dilation_rate > 1`` (Keras refuses it);
 * grouped ``Conv2D`` runs without XLA (Keras compiles it with XLA on CPU).
 
+Both add the bias explicitly on the channel axis. (Stock Keras 3.15's ``Conv2D`` adds it with
+``keras.ops.add``, whose TensorFlow backend turns it into ``tf.nn.bias_add`` and guesses the
+format from the shapes: with ``channels_first`` and an output width equal to the number of
+filters it adds the bias along the width. Ours does not.)
+
 The layers set ``supports_jit = False``, so ``Model.compile(jit_compile="auto")`` (the default)
 does not compile a model that contains them with XLA, which cannot compile custom ops.
 """
@@ -37,6 +42,12 @@ def _pair(value) -> tuple[int, int]:
         return value, value
     values = tuple(int(v) for v in value)
     return (values[0], values[0]) if len(values) == 1 else values  # type: ignore[return-value]
+
+
+def _with_bias(outputs, bias, channels: int, data_format: str):
+    """``outputs`` plus ``bias`` broadcast along the channel axis of ``data_format``."""
+    shape = (1, 1, 1, channels) if data_format == "channels_last" else (1, channels, 1, 1)
+    return outputs + keras.ops.reshape(bias, shape)
 
 
 @keras.saving.register_keras_serializable(package="tf_convgrad")
@@ -86,6 +97,14 @@ class Conv2D(keras.layers.Conv2D):
             dilations=list(self.dilation_rate),
         )
 
+    def call(self, inputs):
+        outputs = self.convolution_op(inputs, self.kernel)
+        if self.use_bias:
+            outputs = _with_bias(outputs, self.bias, self.filters, self.data_format)
+        if self.activation is not None:
+            return self.activation(outputs)
+        return outputs
+
 
 @keras.saving.register_keras_serializable(package="tf_convgrad")
 class DepthwiseConv2D(keras.layers.DepthwiseConv2D):
@@ -110,10 +129,7 @@ class DepthwiseConv2D(keras.layers.DepthwiseConv2D):
         )
         if self.use_bias:
             channels = self.depth_multiplier * self._get_input_channel(inputs.shape)
-            shape = (
-                (1, 1, 1, channels) if self.data_format == "channels_last" else (1, channels, 1, 1)
-            )
-            outputs = outputs + keras.ops.reshape(self.bias, shape)
+            outputs = _with_bias(outputs, self.bias, channels, self.data_format)
         if self.activation is not None:
             return self.activation(outputs)
         return outputs
