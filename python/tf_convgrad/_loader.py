@@ -36,6 +36,12 @@ def load():
         )
     paths = _candidates()
     found = [p for p in paths if os.path.isfile(p)]
+    override = os.environ.get("TF_CONVGRAD_LIBRARY")
+    if not found and override:
+        raise ImportError(
+            f"tf_convgrad: TF_CONVGRAD_LIBRARY={override} is not a file. Point the variable at a "
+            f"built {LIBRARY_NAME}, or unset it to load the library installed with the package."
+        )
     if not found:
         raise ImportError(
             f"tf_convgrad: the op library {LIBRARY_NAME} was not found (looked for: "

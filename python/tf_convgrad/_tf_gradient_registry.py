@@ -11,9 +11,9 @@ registered function (``tf.RegisterGradient`` refuses a second registration), so
 This is the whole private surface: the registry object, its ``_registry`` dict and the
 ``"type"`` key; and, to keep custom ops out of XLA-compiled gradients, TF's XLA-context test
 (``control_flow_util.GraphOrParentsInXlaContext``) and the ``_attrs`` of the object that builds a
-``tf.function``'s backward graph (:func:`building_for_xla`). :data:`PROBLEM` says, at import, whether TF still has that shape (it is checked
-against TF 2.21.0, which the package pins); ``dropin.enable()`` refuses with that message instead
-of doing nothing when it does not.
+``tf.function``'s backward graph (:func:`building_for_xla`). :data:`PROBLEM` says, at import,
+whether TF's registry still has the expected shape (checked against TF 2.21.0, which the package
+pins); ``dropin.enable()`` refuses with that message instead of doing nothing when it does not.
 """
 
 from __future__ import annotations
