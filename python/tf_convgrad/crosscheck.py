@@ -30,6 +30,7 @@ Usage::
     python -m tf_convgrad crosscheck --op DBF --dtype bf16 --format NCHW --tier full
     python -m tf_convgrad crosscheck --configs my.json --json > report.json
     python -m tf_convgrad crosscheck --list --json > grid.json   # a template for --configs
+    python -m tf_convgrad crosscheck --model mobilenet_v2   # a whole model: see .model_check
 
 The table (or JSON) goes to stdout, progress to stderr. Exit code 0: all of ours pass; 1: some of
 ours fail; 2: nothing ran (bad arguments, no configuration, library not loadable).
@@ -104,7 +105,8 @@ DESCRIPTION = (
     "Cross-check Conv2DBackpropFilter and the two depthwise backprop ops: ours, TF's native CPU "
     "kernels, TF's oneDNN kernels and (with a GPU) TF's GPU kernels against a float64 reference "
     "over a grid of configurations; report max abs/rel error, ULP distance, run-to-run "
-    "determinism and the kernel TF ran. Exits non-zero if any of OUR results is out of tolerance."
+    "determinism and the kernel TF ran. Exits non-zero if any of OUR results is out of tolerance. "
+    "With --model, cross-checks one training step of a whole model instead (see below)."
 )
 
 
@@ -1178,6 +1180,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--progress", choices=("auto", "bar", "lines", "off"), default="auto",
         help="progress on stderr: a bar on a terminal, periodic lines otherwise (auto)",
     )  # fmt: skip
+    from . import model_check  # it imports this module: not at the top
+
+    model_check.add_arguments(parser)
 
 
 def _select(args: argparse.Namespace) -> list[Config]:
@@ -1212,6 +1217,10 @@ def run(args: argparse.Namespace) -> int:
         arguments or configuration file, no configuration selected, GPU requested but absent,
         or our op library cannot be loaded).
     """
+    if any(getattr(args, name, None) is not None for name in ("model", "size", "batch", "seed")):
+        from . import model_check
+
+        return model_check.run(args)
     started = time.monotonic()
     short_to_dtype = {v: k for k, v in _DTYPE_SHORT.items()}
     dtypes = [short_to_dtype[d] for d in args.dtype] if args.dtype else list(DTYPES)
