@@ -2,7 +2,7 @@
 """The long fuzzing run: >= 100,000 hypothesis examples of tests/fuzz_harness.py, in chunks.
 
     .venv/bin/python scripts/fuzz_long.py                       # 100,000 examples, random seed
-    .venv/bin/python scripts/fuzz_long.py --seed 1234 --examples 20000 --report /tmp/f.md
+    .venv/bin/python scripts/fuzz_long.py --seed 1234 --examples 20000 --report fuzz_report.md
 
 The examples are split into chunks (default 5,000), chunk k using hypothesis seed SEED + k, so
 any chunk can be replayed alone with ``python tests/fuzz_harness.py --seed SEED+k --examples
@@ -123,8 +123,19 @@ def _git_head() -> str:
         return "unknown"
 
 
+def _library_label() -> str:
+    """The library our ops load, as the report may name it: never a path outside the repo."""
+    override = os.environ.get("TF_CONVGRAD_LIBRARY")
+    if not override:
+        return "the installed tf_convgrad library"
+    path = Path(override).resolve()
+    if path.is_relative_to(ROOT):
+        return f"`{path.relative_to(ROOT)}` (`TF_CONVGRAD_LIBRARY`)"
+    return "a build outside the repository, loaded through `TF_CONVGRAD_LIBRARY`"
+
+
 def _write_report(args, base, chunks, results, elapsed) -> None:
-    library = os.environ.get("TF_CONVGRAD_LIBRARY") or "the installed tf_convgrad library"
+    library = _library_label()
     stats = collections.Counter()
     for result in results:
         stats.update(result.get("stats", {}))
@@ -176,12 +187,19 @@ def _write_report(args, base, chunks, results, elapsed) -> None:
         "",
         f"* Date: {datetime.date.today().isoformat()}; command: `.venv/bin/python "
         f"scripts/fuzz_long.py --examples {args.examples} --chunk {args.chunk} --seed {base} "
-        f"--workers {args.workers}{' --shrinking' if args.shrinking else ''}`",
+        f"--workers {args.workers}"
+        + (
+            f" --function-fraction {args.function_fraction}"
+            if args.function_fraction != 0.05
+            else ""
+        )
+        + (" --shrinking" if args.shrinking else "")
+        + "`",
         f"* Base seed **{base}**, {len(chunks)} chunks (seeds {base} to {base + len(chunks) - 1})",
         f"* Examples run: **{total}** in {elapsed / 60:.1f} minutes on 2 cores "
         f"({args.workers} workers)",
         f"* Failing chunks: **{len(failures)}**",
-        f"* Ours: source `{_git_head()}`, library `{library}`",
+        f"* Ours: source `{_git_head()}`, library: {library}",
         "",
         "| op | valid (eager) | valid (tf.function) | invalid (eager) | invalid (tf.function) |",
         "|---|---|---|---|---|",

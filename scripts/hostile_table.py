@@ -111,6 +111,17 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _library_label(override: str | None) -> str:
+    """The library our ops load (``TF_CONVGRAD_LIBRARY``, or None), as a generated doc may name
+    it: a repository-relative path, never one outside the repository."""
+    if not override:
+        return "the installed tf_convgrad library"
+    path = Path(override).resolve()
+    if path.is_relative_to(ROOT):
+        return f"`{path.relative_to(ROOT)}` (`TF_CONVGRAD_LIBRARY`)"
+    return "a build outside the repository, loaded through `TF_CONVGRAD_LIBRARY`"
+
+
 def _provenance() -> tuple[str, str]:
     """(git describe of the source tree, the library our ops load)."""
     try:
@@ -122,7 +133,19 @@ def _provenance() -> tuple[str, str]:
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         head = "unknown"
-    return head, os.environ.get("TF_CONVGRAD_LIBRARY") or "the installed tf_convgrad library"
+    return head, _library_label(os.environ.get("TF_CONVGRAD_LIBRARY"))
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The command line that produced the table, repository-relative (no --out/--json paths)."""
+    words = [".venv/bin/python", "scripts/hostile_table.py"]
+    if args.k:
+        words += ["-k", args.k]
+    if args.workers != 2:
+        words += ["--workers", str(args.workers)]
+    if args.from_json:
+        words += ["--from-json", Path(args.from_json).name]
+    return " ".join(words)
 
 
 def main() -> int:
@@ -147,6 +170,8 @@ def main() -> int:
         saved = json.loads(Path(args.from_json).read_text())
         results, timings = saved["results"], saved["timings"]
         head, library = saved["head"], saved["library"]
+        if library.startswith("/"):  # a raw path written by an older version of this script
+            library = _library_label(library)
     else:
         results, timings = {}, {}
         head, library = _provenance()
@@ -214,7 +239,7 @@ def main() -> int:
         "",
         f"Generated {datetime.date.today().isoformat()} on {platform.machine()} "
         f"({cpu_flags}), Python {platform.python_version()}, by "
-        "`.venv/bin/python scripts/hostile_table.py`. "
+        f"`{_command(args)}`. "
         f"{len(cases)} cases x {len(MODES)} modes x 3 implementations "
         f"({sum(timings.values()):.0f} s: "
         + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
@@ -222,7 +247,9 @@ def main() -> int:
         "",
         "The corpus is `tests/hostile_cases.py`: the probes of `tests/test_validation.py` plus the "
         "cases added for issue 5. `tests/test_hostile.py` runs the *ours* column in the default "
-        "test suite and fails on any cell that differs from *expected*.",
+        "test suite and fails on any cell that differs from *expected*. The G-numbers in the note "
+        "column are TensorFlow's shortcomings as listed in docs/SEMANTICS.md, \"Where TensorFlow "
+        "2.21's kernels fall short\".",
         "",
         "**How each cell was produced.** Every case runs in three modes, written "
         "`eager / function / function_const` when they differ (one word when all agree): eager; a "
@@ -247,7 +274,7 @@ def main() -> int:
         "zero (uninitialised memory), **SIGABRT** / **SIGFPE** / **SIGSEGV** = the process "
         "died, **Aborted** = `AbortedError` from oneDNN's primitive creation.",
         "",
-        f"Ours: source `{head}`, library `{library}`"
+        f"Ours: source `{head}`, library: {library}"
         + (f" (re-rendered from `{Path(args.from_json).name}`)." if args.from_json else "."),
         "",
         "## Summary",

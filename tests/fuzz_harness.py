@@ -10,7 +10,8 @@ SAME/VALID, a negative or missing size, an operand of the wrong rank, a batch, d
 multiplier, group or spatial size off by one or more, an input depth of 0 or that does not fit.
 
 The property: :func:`model` is an independent statement of which calls are valid (the checks of
-``docs/SEMANTICS.md`` / ``tf_semantics.md`` §3, in plain Python integers, no overflow).
+``docs/SEMANTICS.md``, "TensorFlow's validation checks and messages we mirror" and "Output size
+and padding", in plain Python integers, no overflow).
 
 * valid -> our result equals the float64 reference (``reference.py``) on the T-rounded operands
   within ``configs.TOL[dtype]`` (exact zeros where nothing contributes);

@@ -199,7 +199,7 @@ def run_tf_native(case: configs.Case, dtype: str) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------------
-# Which cases TF can serve as an oracle for (tf_semantics.md §1.2, §5)
+# Which cases TF can serve as an oracle for (docs/SEMANTICS.md, "Capability matrix"; G-ids there)
 # --------------------------------------------------------------------------------------------------
 
 

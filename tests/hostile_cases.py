@@ -129,7 +129,8 @@ _CATEGORIES = (
 )
 
 
-# What TF is known to do with a case (tf_semantics.md section 5), for the table's note column.
+# What TF is known to do with a case, for the table's note column; the G-ids are those of
+# docs/SEMANTICS.md, "Where TensorFlow 2.21's kernels fall short".
 _TF_NOTES = (
     ("stride_zero", "any", "TF in tf.function: SIGFPE in Grappler's cost model (G16)"),
     ("stride_cols_zero", "any", "TF in tf.function: SIGFPE in Grappler's cost model (G16)"),

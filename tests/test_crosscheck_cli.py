@@ -263,7 +263,7 @@ def test_reports_tf_kernels_dilation_and_determinism(capsys):
     assert report["settings"]["devices"] == ["cpu"]
     [row] = report["results"]
     native, onednn = row["tf_native"], row["tf_onednn"]
-    # TF silently ignores depthwise dilations on both paths (tf_semantics.md G8).
+    # TF silently ignores depthwise dilations on both paths (docs/SEMANTICS.md G8).
     assert native["status"] == onednn["status"] == "ignores dilation"
     assert native["kernel"] == "DepthwiseConv2dNativeBackpropFilter (native)"
     assert onednn["kernel"] == "_MklNativeDepthwiseConv2dNativeBackpropFilter"

@@ -3,7 +3,8 @@
 The thread count must be fixed before TF initialises, so each count gets its own process
 (``subprocess_worker.py``, all started together). Inputs are generated from fixed seeds in the
 workers, so every process sees the same bits; each run is repeated three times in its process.
-TF's own CBF is *not* deterministic across thread counts (tf_semantics.md §8.2); ours must be.
+TF's own CBF is *not* deterministic across thread counts (docs/SEMANTICS.md, "Determinism"); ours
+must be.
 """
 
 from __future__ import annotations
@@ -103,7 +104,8 @@ PARAMS = [
 ]
 
 
-# TF's native CBF changes with the thread count (tf_semantics.md §8.2): proves the knob works.
+# TF's native CBF changes with the thread count (docs/SEMANTICS.md, "Determinism"): proves the
+# knob works.
 GUARD = {
     **_run(PROBLEMS[0], "float32", "NHWC"),
     "key": "guard|tf",

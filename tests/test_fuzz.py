@@ -87,7 +87,7 @@ def _example(**changes) -> Example:
 
 
 def test_model_accepts_and_rejects_what_tf_does():
-    """The fuzzer's validity model against known answers (tf_semantics.md §3, §4)."""
+    """The fuzzer's validity model against known answers (docs/SEMANTICS.md: validation, sizes)."""
     assert model(_example()) is not None
     assert model(_example(attrs={"strides": [1, 0, 1, 1]})) is None
     assert model(_example(attrs={"strides": [1, 2**31, 1, 1]})) is None
@@ -106,7 +106,7 @@ def test_model_accepts_and_rejects_what_tf_does():
         attrs={"padding": "VALID", "strides": [1, 2, 2, 1]},
     )
     assert model(valid0) is not None
-    explicit = _example(  # tf_semantics.md §4: EXPLICIT [[1,2],[2,1]], 5x6, stride 2 -> 3x4
+    explicit = _example(  # docs/SEMANTICS.md table: EXPLICIT [[1,2],[2,1]], 5x6, s2 -> 3x4
         first_shape=[2, 5, 6, 3],
         dy_shape=[2, 3, 4, 2],
         attrs={"padding": "EXPLICIT", "strides": [1, 2, 2, 1],

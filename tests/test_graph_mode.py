@@ -4,9 +4,9 @@
   static output shapes are inferred (fully, or all but an unknown batch).
 * Invalid attributes give the same error in a graph as eagerly. Grappler's cost model divides by
   the strides of TF's convolution ops and kills the process with SIGFPE for a zero stride
-  (tf_semantics.md §3.7), so no gradient may put a zero stride into a TF convolution. The probes
-  run in a subprocess (this file run as a script, oneDNN on as users have it): a crash fails the
-  test instead of killing pytest.
+  (docs/SEMANTICS.md, "Graph mode"), so no gradient may put a zero stride into a TF
+  convolution. The probes run in a subprocess (this file run as a script, oneDNN on as users have
+  it): a crash fails the test instead of killing pytest.
 * ``jit_compile=True``: XLA cannot compile a custom op; the error says so and what to do.
 """
 

@@ -126,7 +126,7 @@ def test_runner_survives_and_attributes_a_crash():
     """A run that kills its worker is reported with its signal; the next run gets a new process.
 
     The crash is a real one: TF's own Conv2DBackpropFilter in a tf.function with a zero stride
-    dies with SIGFPE in Grappler (tf_semantics.md §3.7, G16).
+    dies with SIGFPE in Grappler (docs/SEMANTICS.md, "Graph mode", G16).
     """
     (zero_stride,) = (c for c in CASES if c.id == "cbf-stride_zero")
     (valid,) = (c for c in CASES if c.id == "cbf-stride_int32_max_same")

@@ -9,7 +9,7 @@ or any rounding of partial sums (per batch, per row, per tap) to T, gets wrong:
   half (max 65504); a half accumulator gives inf or nan.
 * ``stagnation``: 4096 ones. A half accumulator stalls at 2048, a bfloat16 one at 256.
 
-TF's native kernels fail these (tf_semantics.md G14); they are not compared here.
+TF's native kernels fail these (docs/SEMANTICS.md G14); they are not compared here.
 """
 
 from __future__ import annotations

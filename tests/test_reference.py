@@ -1,7 +1,7 @@
 """Self-checks of tests/reference.py, so that the float64 oracle is not taken on trust.
 
 * Output sizes and pads reproduce the configurations TF's formulas were verified on
-  (tf_semantics.md §4).
+  (docs/SEMANTICS.md, "Output size and padding").
 * The naive loops reproduce the exact values of TF's own conv_ops_test.py.
 * The naive loops and the vectorised formulation agree on every small case.
 * Both backprops are adjoint to the forward depthwise convolution.
@@ -35,7 +35,8 @@ def test_output_size_matches_tf_table(padding, in_hw, k_hw, stride, explicit, ou
 
 
 def test_output_size_truncates_like_cpp():
-    # tf_semantics.md §3.1: input 1, filter 4, stride 2, VALID -> 0 (accepted); stride 1 -> error.
+    # docs/SEMANTICS.md, "Output size and padding": input 1, filter 4, VALID, stride 2 -> 0
+    # (accepted); stride 1 -> error.
     assert reference.output_size(1, 4, 2, 1, "VALID")[0] == 0
     with pytest.raises(ValueError):
         reference.output_size(1, 4, 1, 1, "VALID")

@@ -5,7 +5,8 @@ Two families, float64, small problems, NHWC and NCHW:
 * The three ops: ``F(a, b, g) = d<g, op(a, b)>/d(a, b)`` is the registered (first-order)
   gradient; ``compute_gradient(F)`` checks its own gradient, i.e. the ops' second-order
   gradients, including dilated, strided-and-dilated, unequal-stride, explicit-padding and grouped
-  cases where TF's own second-order path fails (tf_semantics.md §9).
+  cases where TF's own second-order path fails (docs/SEMANTICS.md, "Gradient registrations
+  (nn_grad.py) and TF's second-order gaps").
 * The forward functions ``tf_convgrad.conv2d`` / ``depthwise_conv2d``: their first-order
   gradients (our backprop ops, through ``tf.custom_gradient``) and their second-order gradients.
 

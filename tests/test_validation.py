@@ -12,14 +12,14 @@ Expectations per probe:
   construction). Ours must raise the same class; an InvalidArgumentError from our kernel must
   start with our op name and keep TF's wording (``pattern``).
 * ``ours_invalid``: invalid for us, but TF accepts it (TF ignores depthwise ``dilations``
-  entirely, tf_semantics.md G8) or refuses it only for lack of a feature. Ours must raise
+  entirely, docs/SEMANTICS.md G8) or refuses it only for lack of a feature. Ours must raise
   InvalidArgumentError.
 * ``ours_zeros``: valid, TF mishandles it (G5: CHECK-abort); ours must return zeros of the right
   shape. TF is not run.
 
 TF's own ops are never run in a ``tf.function`` with a zero stride: that kills the process with
-SIGFPE in Grappler (tf_semantics.md §3.7, G16). Ours are (a namespaced op is not in Grappler's
-cost table) and must not crash.
+SIGFPE in Grappler (docs/SEMANTICS.md, "Graph mode", G16). Ours are (a namespaced op is not in
+Grappler's cost table) and must not crash.
 
 Inputs that TF's native CPU kernels refuse only for lack of a feature (NCHW, dilations, grouped
 CBF, unequal depthwise strides) are not errors for us: ``test_tf_gap_is_computed`` checks that we

@@ -10,9 +10,9 @@
    and bfloat16, NHWC and NCHW, SAME/VALID.
 
 Comparisons between two implementations use ``2 * TOL``: each is within ``TOL`` of the reference.
-TF's native half/bfloat16 kernels accumulate in T (tf_semantics.md §8.1: bfloat16 CBF errors up to
-15%), so they are not held to ``TOL``. Instead the test checks the rigorous worst-case bound of
-any summation order in T, elementwise::
+TF's native half/bfloat16 kernels accumulate in T (docs/SEMANTICS.md, "Numerics: accumulation
+types": bfloat16 CBF errors up to 15%), so they are not held to ``TOL``. Instead the test checks
+the rigorous worst-case bound of any summation order in T, elementwise::
 
     |ours - tf| <= TOL * max|ref| + gamma_{n+2}(u_T) * sum|terms|
 
@@ -143,7 +143,8 @@ def _check_against_onednn(onednn_results, tier, case, dtype, data_format):
         pytest.skip(f"TF oneDNN cannot compute this case: {detail}: {result.get('message')}")
     onednn_value = helpers.result_to_nhwc(case, result["value"], data_format)
     ours = helpers.run_ours(case, dtype, data_format)
-    # oneDNN accumulates bfloat16 in float32 and rounds once (tf_semantics.md §8.1), like ours.
+    # oneDNN accumulates bfloat16 in float32 and rounds once, like ours (docs/SEMANTICS.md,
+    # "Numerics: accumulation types").
     helpers.assert_matches(
         ours, onednn_value, 2 * TOL[dtype], what=f"ours vs TF oneDNN ({result.get('kernel')})"
     )

@@ -330,8 +330,8 @@ def build_grid(
     Args:
         quick: Same as ``tier="quick"`` (kept for callers of the first version).
         ops: Restrict to these TF op names (all three by default).
-        tier: ``"quick"`` (about 30 per op), ``"default"`` (about 90) or ``"full"`` (the
-            default grid plus layer-sized problems).
+        tier: ``"quick"`` (the smallest grid), ``"default"`` (a broader one) or ``"full"``
+            (the default grid plus layer-sized problems).
 
     Returns:
         The configurations, op by op.
@@ -1125,8 +1125,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     grid = parser.add_argument_group("what to run")
     grid.add_argument(
         "--tier", choices=TIERS, default=None,
-        help="built-in grid: quick (~30 configurations per op), default (~90), full (default + "
-        "layer-sized problems)",
+        help="built-in grid: quick (the smallest), default (broader), full (default + "
+        "layer-sized problems); --list shows a tier's configurations",
     )  # fmt: skip
     grid.add_argument("--quick", action="store_true", help="same as --tier quick")
     grid.add_argument(

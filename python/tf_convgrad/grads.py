@@ -7,7 +7,8 @@
 * DepthwiseBackpropInput(sizes, f, dy):  df = DepthwiseBackpropFilter(g, shape(f), dy),
                                          d(dy) = depthwise_conv2d(g, f)
 
-all with the op's own attributes (TF's nn_grad.py, tf_semantics.md §9). ``conv2d``,
+all with the op's own attributes (TF's nn_grad.py; docs/SEMANTICS.md, "Gradient registrations
+(nn_grad.py) and TF's second-order gaps"). ``conv2d``,
 ``conv2d_backprop_input`` and ``depthwise_conv2d`` are the differentiable blocks of
 :mod:`tf_convgrad.nn`: they honour NCHW, dilations (with strides), unequal strides, explicit
 padding and groups on CPU, where TF's own second-order path refuses or ignores them, and their

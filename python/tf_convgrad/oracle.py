@@ -1,7 +1,8 @@
 """Run ``tf.raw_ops`` convolution gradients in a subprocess, with oneDNN on or off.
 
 TensorFlow picks between its native CPU kernels and the oneDNN (``_MklNative*``) kernels once per
-process, from ``TF_ENABLE_ONEDNN_OPTS`` read at import time (``tf_semantics.md`` §2). To compare
+process, from ``TF_ENABLE_ONEDNN_OPTS`` read at import time (``docs/SEMANTICS.md``, "Which
+TensorFlow kernel runs"). To compare
 against both implementations from one test session, :func:`run_raw_ops` batches the cases into a
 worker process started with the requested setting and collects the results.
 
@@ -27,7 +28,8 @@ function) and in ``tf.function``. The native kernel is reported as ``"<Op> (nati
 kernel by its op name, e.g. ``"_MklNativeConv2DBackpropFilter"``, a GPU kernel as
 ``"<Op> (GPU)"``. When the op fails, the eager
 error text names the kernel (``__wrapped__<kernel>_device_...``); in ``tf.function`` the kernel is
-predicted from the rewrite rules of ``tf_semantics.md`` §2 (oneDNN on, float32 or bfloat16, not
+predicted from the rewrite rules in ``docs/SEMANTICS.md``, "Which TensorFlow kernel runs" (oneDNN
+on, float32 or bfloat16, not
 EXPLICIT -> ``_MklNative<Op>``) and ``"kernel_source"`` says ``"predicted"``.
 """
 
@@ -78,7 +80,9 @@ _BOOTSTRAP = (
 
 
 def predicted_kernel(op: str, dtype: str, padding: Any, onednn: bool) -> str:
-    """The kernel TF 2.21 should run for a CPU call, from the rewrite rules (tf_semantics §2).
+    """The kernel TF 2.21 should run for a CPU call, from TF's oneDNN rewrite rules.
+
+    The rules are in docs/SEMANTICS.md, "Which TensorFlow kernel runs".
 
     float16 is predicted native: it is rewritten only on CPUs with oneDNN fp16 support
     (AVX512-FP16 or AMX), which our machines lack.
