@@ -117,7 +117,8 @@ for variant in "${variants[@]}"; do
   summary=$(grep -E '(passed|failed|error).* in [0-9.]+s' "$log" | tail -n 1 || true)
   echo "bazel_test: //tests:pytest ($variant): ${summary:-no pytest summary in $log}"
 done
-if [[ ${CI:-} == true ]]; then
-  "$bazel" shutdown  # CI's machine has other work to do; a developer keeps the server for fast rebuilds.
+if [[ ${TF_CONVGRAD_KEEP_BAZEL:-0} != 1 ]]; then
+  # The server holds ~450 MB; TF_CONVGRAD_KEEP_BAZEL=1 keeps it for fast rebuilds.
+  "$bazel" shutdown
 fi
 step "done"

@@ -27,8 +27,16 @@ PYCHECK
   "$VENV/bin/pip" install --disable-pip-version-check -q -r requirements-dev.txt
 fi
 # (Re)build the op library; scikit-build-core keeps build/ so this is incremental.
-echo "setup: building the op library (pip install --no-build-isolation -e .)"
-"$VENV/bin/pip" install --disable-pip-version-check -q --no-build-isolation --no-deps -e .
+echo "setup: building the op library (pip install --no-build-isolation -e .; a first build takes 1-3 minutes)"
+# Verbose pip into build-setup.log; on the terminal, the build's progress lines as they come
+# ([3/7] Building ...). pipefail: the pipeline fails when pip does.
+if ! "$VENV/bin/pip" install --disable-pip-version-check -v --no-build-isolation --no-deps -e . 2>&1 \
+  | tee build-setup.log \
+  | { grep --line-buffered -E "^ *\[[0-9]+/[0-9]+\]|^ *\*\*\* " | sed -u 's/^ */setup:   /'; true; }; then
+  grep -E "error|Error|FAILED" build-setup.log | head -40 >&2 || true
+  echo "setup: the build failed; the full log is in build-setup.log" >&2
+  exit 1
+fi
 "$VENV/bin/python" -c "import tf_convgrad; print('setup: tf_convgrad', tf_convgrad.__version__, 'loaded')" 2>&1 \
   | grep -v -E "^(I0000|WARNING: All log messages|To enable the following|E0000)" || true
 

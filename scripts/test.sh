@@ -1,25 +1,64 @@
 #!/usr/bin/env bash
-# The test command (README, .ci/run): sets up what it needs (idempotently),
-# checks formatting and lint, builds and tests through Bazel (scripts/bazel_test.sh,
-# installing Bazel from Debian's packages if needed), runs the default pytest suite
-# against the pip-built library, then builds and checks the GPU variant.
-# Extra arguments go to pytest, e.g. `bash scripts/test.sh -m slow`.
-set -euo pipefail
+# The test command (README). Sets up what it needs (idempotently), then:
+#
+#   bash scripts/test.sh                one pip build, format/lint checks, the default pytest suite
+#   bash scripts/test.sh -m slow        the same with pytest's arguments (here: the slow tier only)
+#   bash scripts/test.sh --all          what CI runs (.ci/run): the above, plus the Bazel build and the
+#                                       suite against it (CPU, and CUDA where nvcc exists), and the GPU
+#                                       build variant with its suite and the CUDA harness in emulation
+#
+# Arguments other than --all go to the pip-build pytest run. Every step runs even when an earlier
+# one failed; the last line says which failed, and the exit status is non-zero if any did.
+set -uo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh --no-crosscheck
-bash scripts/check_format.sh
-bash scripts/bazel_test.sh --cuda-if-available
-.venv/bin/python -m pytest -q "$@"
 
-# The GPU variant (CMake + nvcc 13): it must build, load and register on this CPU-only machine
-# and pass the CPU suite; the CUDA kernels themselves run in the harness's CPU emulation.
-if [[ -x ${CUDA_HOME:-/usr/local/cuda}/bin/nvcc ]]; then
-  bash scripts/build_gpu.sh
-  gpu_lib="$PWD/build-gpu/_conv_backprop_ops.so"
-  TF_CONVGRAD_GPU_LIBRARY="$gpu_lib" .venv/bin/python -m pytest -q tests/test_gpu_build.py
-  TF_CONVGRAD_LIBRARY="$gpu_lib" .venv/bin/python -m pytest -q -x
-  .venv/bin/python tests/gpu/run_harness.py --dry-run
-  .venv/bin/python tests/gpu/run_harness.py --emulate --quick
-else
-  echo "test.sh: no nvcc: skipping the GPU build checks"
+all=0
+pytest_args=()
+for arg in "$@"; do
+  if [[ $arg == --all ]]; then all=1; else pytest_args+=("$arg"); fi
+done
+
+failed=()
+started=$(date +%s)
+run() {  # run NAME COMMAND...: one step, timed; its failure is recorded, not fatal
+  local name=$1 t0=$SECONDS
+  shift
+  echo "=== test.sh: $name"
+  if "$@"; then
+    echo "=== test.sh: $name: ok ($((SECONDS - t0)) s)"
+  else
+    echo "=== test.sh: $name: FAILED ($((SECONDS - t0)) s)"
+    failed+=("$name")
+  fi
+}
+
+if ! bash scripts/setup.sh --no-crosscheck; then
+  echo "RESULT: FAILED (setup: the library did not build)"
+  exit 1
 fi
+run "format and lint" bash scripts/check_format.sh
+run "pytest (pip build)" .venv/bin/python -m pytest -q "${pytest_args[@]+"${pytest_args[@]}"}"
+
+if [[ $all == 1 ]]; then
+  run "bazel build and test" bash scripts/bazel_test.sh --cuda-if-available
+  # The GPU variant (CMake + nvcc 13): it must build, load and register on this CPU-only machine
+  # and pass the CPU suite; the CUDA kernels themselves run in the harness's CPU emulation.
+  if [[ -x ${CUDA_HOME:-/usr/local/cuda}/bin/nvcc ]]; then
+    run "GPU build" bash scripts/build_gpu.sh
+    gpu_lib="$PWD/build-gpu/_conv_backprop_ops.so"
+    run "GPU build: registration" env TF_CONVGRAD_GPU_LIBRARY="$gpu_lib" \
+      .venv/bin/python -m pytest -q tests/test_gpu_build.py
+    run "GPU build: pytest" env TF_CONVGRAD_LIBRARY="$gpu_lib" .venv/bin/python -m pytest -q -x
+    run "GPU harness: dry run" .venv/bin/python tests/gpu/run_harness.py --dry-run
+    run "GPU harness: emulation" .venv/bin/python tests/gpu/run_harness.py --emulate --quick
+  else
+    echo "test.sh: no nvcc: skipping the GPU build checks"
+  fi
+fi
+
+elapsed=$(($(date +%s) - started))
+if ((${#failed[@]})); then
+  echo "RESULT: FAILED (${#failed[@]} of the steps: $(IFS=,; echo "${failed[*]}")) in ${elapsed} s"
+  exit 1
+fi
+echo "RESULT: ok (all steps passed$([[ $all == 1 ]] && echo ", --all")) in ${elapsed} s"
