@@ -20,10 +20,14 @@ BYTES = 4 * (2 * (2 * 64 * 64 * 128) + 9 * 128)
 PEAK, BW = 100.0, 10.0  # GFLOP/s, GB/s: memory-bound, roofline = BYTES / 10 GB/s
 ROOF_MS = 1e3 * BYTES / (BW * 1e9)
 
+# "graph" medians (per call of a 4-call function) as ours_ms / tf_ms; the secondary modes as
+# ours_single_ms (a 1-call function) and ours_eager_ms.
 CANNED = {
-    "onednn": [{"ours_ms": 1.2, "tf_ms": 2.0, "fgn": 0.1}],
-    "native": [{"ours_ms": 1.0, "tf_ms": 3.0, "fgn": 0.2}],
-}
+    "onednn": [{"ours_ms": 1.2, "tf_ms": 2.0, "fgn": 0.1, "ours_single_ms": 1.3,
+                "tf_single_ms": 2.6, "ours_eager_ms": 1.1, "tf_eager_ms": 2.2}],
+    "native": [{"ours_ms": 1.0, "tf_ms": 3.0, "fgn": 0.2, "ours_single_ms": 1.4,
+                "tf_single_ms": 3.9, "ours_eager_ms": 1.0, "tf_eager_ms": 3.0}],
+}  # fmt: skip
 
 
 @pytest.fixture
@@ -34,7 +38,8 @@ def canned(monkeypatch):
 
 
 def _args(**kw):
-    base = dict(quick=False, op=None, dtype=None, json=True, plot=None, budget=0.6, memory=False)
+    base = dict(quick=False, op=None, dtype=None, json=True, plot=None, budget=0.6, memory=False,
+                train=False)  # fmt: skip
     return argparse.Namespace(**(base | kw))
 
 
@@ -52,10 +57,15 @@ def test_report_json(canned, capsys):
     assert row["pct_roofline"] == pytest.approx(100 * ROOF_MS / 1.0)
     assert row["ceiling"] == pytest.approx(2.0 / ROOF_MS)
     assert row["fgn"] == 0.2
+    # Secondary modes: the better worker for ours and for TF, separately per mode.
+    assert row["ratio_single"] == pytest.approx(2.6 / 1.3)
+    assert row["ratio_eager"] == pytest.approx(2.2 / 1.0)
     summary = report["summary"]["DBI"]
     assert summary["geomean_ratio_f32"] == pytest.approx(2.0)
     assert summary["target_ratio"] == 2.0
     assert summary["ceiling_below_target_f32"] == int(2.0 / ROOF_MS < 2.0)
+    assert summary["geomean_ratio_f32_single"] == pytest.approx(2.0)
+    assert summary["geomean_ratio_f32_eager"] == pytest.approx(2.2)
 
 
 def test_float64_peak_is_half(canned):
@@ -68,7 +78,8 @@ def test_report_table(canned, capsys):
     assert bench.run(_args(json=False)) == 0
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("DBI"))
-    ratio, gflops, pct_peak, pct_roof, ceil, fgn = row.split()[-6:]
+    ratio, single, eager, gflops, pct_peak, pct_roof, ceil, fgn = row.split()[-8:]
+    assert single == "2.00" and eager == "2.20"
     assert ratio == "2.00" and ceil == f"{2.0 / ROOF_MS:.2f}" and fgn == "0.2"
     assert pct_roof == f"{100 * ROOF_MS:.1f}" and gflops == f"{FLOPS / 1e6:.1f}"
     below = int(2.0 / ROOF_MS < 2.0)
@@ -76,6 +87,7 @@ def test_report_table(canned, capsys):
         f"DBI: float32 geomean ratio 2.00 over 1 layers, lowest 2.00; {below} with a ceiling "
         "below the target 2.0" in out
     )
+    assert "DBI: float32 geomean ratio, single 2.00 (lowest 2.00), eager 2.20 (lowest 2.20)" in out
 
 
 def test_per_element_16bit(monkeypatch, capsys):

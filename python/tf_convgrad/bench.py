@@ -3,9 +3,12 @@
 Method (see docs/PERF.md for results):
 * TensorFlow's kernel choice is fixed per process by TF_ENABLE_ONEDNN_OPTS, so the suite runs in
   two worker processes, oneDNN on and oneDNN off. Each worker times ours and TF's on the very same
-  inputs, interleaved call by call (the order reshuffled every round), eagerly, after warm-up
-  calls. Reported times are medians; "ours" is the lower of the two workers' medians, and TF's
-  best is the lower of its oneDNN and native medians.
+  inputs in three modes, interleaved call by call (the order reshuffled every round), after
+  warm-up calls: "graph" (the primary figure, column "ratio"), a tf.function holding
+  GRAPH_CALLS = 4 independent calls of the op on different out_backprop tensors, timed per call,
+  as TF's executor runs the independent gradient ops of a training step; "1-call", a tf.function
+  holding one call; and "eager". Reported times are medians; "ours" is the lower of the two
+  workers' medians, and TF's best is the lower of its oneDNN and native medians.
 * The tool measures the machine itself: an SGEMM (tf.matmul, all threads) for the float32 peak
   FLOP rate and a large streaming multiply for the memory bandwidth. The roofline time of a case
   is max(flops / peak, bytes / bandwidth), bytes being the minimum traffic (read both inputs,
@@ -166,9 +169,11 @@ def _foreign_jiffies():
     return busy - own
 
 
-def _calls(case, rng):
-    """A case's inputs (random normal) and its calls as no-argument functions: "ours", "tf" and,
-    for 16-bit cases, "ours_f32" (ours on the same values in float32)."""
+def _calls(case, rng, copies=1):
+    """A case's inputs (random normal) and its calls as functions of a copy index: "ours", "tf"
+    and, for 16-bit cases, "ours_f32" (ours on the same values in float32). Call i uses the i-th
+    of ``copies`` different out_backprop tensors, so that calls in one graph are independent ops
+    that Grappler cannot merge."""
     import numpy as np
     import tensorflow as tf
 
@@ -179,7 +184,10 @@ def _calls(case, rng):
     dt = tf.as_dtype(case["dtype"])
     od = mo if case["op"] == "CBF" else c * mo
     x = tf.cast(rng.standard_normal((n, h, w, c), dtype=np.float32), dt)
-    dy = tf.cast(rng.standard_normal((n, oh, ow, od), dtype=np.float32), dt)
+    dys = [
+        tf.cast(rng.standard_normal((n, oh, ow, od), dtype=np.float32), dt) for _ in range(copies)
+    ]
+    dy = dys[0]
     f = tf.cast(rng.standard_normal((k, k, c, mo), dtype=np.float32), dt)
     attrs = dict(strides=[1, s, s, 1], padding=case["pad"])
     if case["op"] == "DBI":
@@ -200,42 +208,75 @@ def _calls(case, rng):
                 tf.raw_ops.DepthwiseConv2dNativeBackpropFilter,
             )
         )
-    calls = {"ours": lambda: ours(**kw), "tf": lambda: theirs(**kw)}
+    wide_dys = [tf.cast(d, tf.float32) for d in dys] if dt.size == 2 else []
+    calls = {
+        "ours": lambda i=0: ours(**dict(kw, out_backprop=dys[i])),
+        "tf": lambda i=0: theirs(**dict(kw, out_backprop=dys[i])),
+    }
     if dt.size == 2:
-        calls["ours_f32"] = lambda: ours(**wide)
+        calls["ours_f32"] = lambda i=0: ours(**dict(wide, out_backprop=wide_dys[i]))
     return calls
 
 
+# Calls per tf.function in the "graph" mode: independent ops, as a training step has (a layer's two
+# depthwise gradients, the gradients of parallel branches), which TF's executor runs concurrently
+# on its inter-op threads, all sharing one intra-op pool.
+GRAPH_CALLS = 4
+MODES = ("graph", "single", "eager")
+
+
+def _timed_modes(impl):
+    """{mode: no-argument function} for one implementation; graph modes are traced here."""
+    import tensorflow as tf
+
+    multi = tf.function(lambda: [impl(i) for i in range(GRAPH_CALLS)])
+    single = tf.function(lambda: impl(0))
+    return {
+        "graph": lambda: [t.shape for t in multi()],
+        "single": lambda: single().shape,
+        "eager": lambda: impl(0).shape,
+    }
+
+
 def _worker(cases, out_path, budget):
+    """Times every case's implementations in the three modes, interleaved: per round, each
+    (implementation, mode) pair once, in a new random order. "graph" is the time of one
+    GRAPH_CALLS-call function divided by GRAPH_CALLS."""
     import numpy as np
 
     hz = os.sysconf("SC_CLK_TCK")
     results = []
     rng = np.random.default_rng(0)
     for idx, case in enumerate(cases):
-        impls = _calls(case, rng)
+        impls = {}
+        for name, impl in _calls(case, rng, GRAPH_CALLS).items():
+            for mode, fn in _timed_modes(impl).items():
+                impls[(name, mode)] = fn
         first = {}
-        for name, fn in impls.items():  # first call: kernel creation, primitive caches
+        for key, fn in impls.items():  # first call: tracing, kernel creation, primitive caches
+            fn()
             t0 = time.perf_counter()
             fn()
-            first[name] = time.perf_counter() - t0
+            first[key] = time.perf_counter() - t0
             fn()
-            fn()
-        est = max(min(first.values()), 1e-5)
-        calls = int(min(30, max(5, budget / (2 * est))))
-        samples = {name: [] for name in impls}
+        est = max(min(first[(n, "eager")] for n, m in impls if m == "eager"), 1e-5)
+        per_round = est * (GRAPH_CALLS + 2) * len({n for n, _ in impls})
+        calls = int(min(30, max(5, budget / per_round)))
+        samples = {key: [] for key in impls}
         j0, w0 = _foreign_jiffies(), time.perf_counter()
         order = list(impls)
         for _ in range(calls):
             random.shuffle(order)
-            for name in order:
+            for key in order:
                 t0 = time.perf_counter()
-                impls[name]()
-                samples[name].append(time.perf_counter() - t0)
+                impls[key]()
+                samples[key].append(time.perf_counter() - t0)
         fgn = (_foreign_jiffies() - j0) / hz / (time.perf_counter() - w0)
         result = {"index": idx, "calls": calls, "fgn": round(fgn, 2)}
-        for name, times in samples.items():
-            result[f"{name}_ms"] = 1e3 * float(np.median(times))
+        for (name, mode), times in samples.items():
+            per_call = GRAPH_CALLS if mode == "graph" else 1
+            suffix = "" if mode == "graph" else f"_{mode}"
+            result[f"{name}{suffix}_ms"] = 1e3 * float(np.median(times)) / per_call
         results.append(result)
         print(f"progress {idx + 1}/{len(cases)}", file=sys.stderr, flush=True)
     with open(out_path, "w") as f:
@@ -527,6 +568,19 @@ def format_memory_table(report):
 TARGET_RATIO = {"DBF": 2.0, "DBI": 2.0, "CBF": 1.0}
 
 
+def _geomean(values):
+    return math.exp(sum(map(math.log, values)) / len(values))
+
+
+def _mode_figures(dn, nat, mode):
+    """Ours, TF's best and their ratio in a secondary mode ("single" or "eager")."""
+    if f"ours_{mode}_ms" not in dn:
+        return {}
+    ours = min(dn[f"ours_{mode}_ms"], nat[f"ours_{mode}_ms"])
+    tf_best = min(dn[f"tf_{mode}_ms"], nat[f"tf_{mode}_ms"])
+    return {"ours_ms": ours, "tf_best_ms": tf_best, "ratio": tf_best / ours}
+
+
 def timing_row(case, dn, nat, peak, bw):
     """One case's report row from the two workers' medians (dn: oneDNN on, nat: native)."""
     flops, nbytes = cost(case)
@@ -549,6 +603,11 @@ def timing_row(case, dn, nat, peak, bw):
         roof_ms=roof_ms,
         ceiling=tf_best / roof_ms,
         fgn=max(dn["fgn"], nat["fgn"]),
+        **{
+            f"{key}_{mode}": value
+            for mode in ("single", "eager")
+            for key, value in _mode_figures(dn, nat, mode).items()
+        },
         **(
             {}
             if "ours_f32_ms" not in dn
@@ -559,7 +618,7 @@ def timing_row(case, dn, nat, peak, bw):
 
 def run(args):
     """Entry point of `python -m tf_convgrad bench`."""
-    if args.train:
+    if getattr(args, "train", False):  # Namespaces built by hand may lack it
         from . import train_bench
 
         return train_bench.run_train(args)
@@ -595,7 +654,7 @@ def run(args):
         ratios = [r["ratio"] for r in rows if r["op"] == op and r["dtype"] == "float32"]
         if ratios:
             summary[op] = {
-                "geomean_ratio_f32": math.exp(sum(map(math.log, ratios)) / len(ratios)),
+                "geomean_ratio_f32": _geomean(ratios),
                 "min_ratio_f32": min(ratios),
                 "cases_f32": len(ratios),
                 # Issue 6's targets: 2.0 for the depthwise ops, 1.0 for Conv2DBackpropFilter.
@@ -606,6 +665,15 @@ def run(args):
                     if r["op"] == op and r["dtype"] == "float32"
                 ),
             }
+            for mode in ("single", "eager"):
+                values = [
+                    r[f"ratio_{mode}"]
+                    for r in rows
+                    if r["op"] == op and r["dtype"] == "float32" and f"ratio_{mode}" in r
+                ]
+                if values:
+                    summary[op][f"geomean_ratio_f32_{mode}"] = _geomean(values)
+                    summary[op][f"min_ratio_f32_{mode}"] = min(values)
     for op in ("DBF", "DBI", "CBF"):
         for dtype in ("bfloat16", "float16"):
             per = [r["per_element"] for r in rows if r["op"] == op and r["dtype"] == dtype]
@@ -640,12 +708,14 @@ def format_table(report):
         "the ratio ours would reach at 100% of the roofline.",
         "",
         f"{'op':4s} {'layer':38s} {'dtype':8s} {'ours ms':>8s} {'oneDNN':>8s} {'native':>8s} "
-        f"{'ratio':>6s} {'GFLOP/s':>8s} {'%peak':>6s} {'%roof':>6s} {'ceil':>6s} {'fgn':>4s}",
+        f"{'ratio':>6s} {'1-call':>6s} {'eager':>6s} {'GFLOP/s':>8s} {'%peak':>6s} {'%roof':>6s} "
+        f"{'ceil':>6s} {'fgn':>4s}",
     ]
     for r in report["rows"]:
         lines.append(
             f"{r['op']:4s} {r['name']:38s} {r['dtype']:8s} {r['ours_ms']:8.2f} "
             f"{r['tf_onednn_ms']:8.2f} {r['tf_native_ms']:8.2f} {r['ratio']:6.2f} "
+            f"{r.get('ratio_single', float('nan')):6.2f} {r.get('ratio_eager', float('nan')):6.2f} "
             f"{r['ours_gflops']:8.1f} {r['pct_peak']:6.1f} {r['pct_roofline']:6.1f} "
             f"{r['ceiling']:6.2f} {r['fgn']:4.1f}"
         )
@@ -658,6 +728,14 @@ def format_table(report):
                 f"{s['ceiling_below_target_f32']} with a ceiling below the target "
                 f"{s['target_ratio']:.1f}"
             )
+            others = [
+                f"{mode} {s[f'geomean_ratio_f32_{mode}']:.2f} "
+                f"(lowest {s[f'min_ratio_f32_{mode}']:.2f})"
+                for mode in ("single", "eager")
+                if f"geomean_ratio_f32_{mode}" in s
+            ]
+            if others:
+                lines.append(f"{op}: float32 geomean ratio, " + ", ".join(others))
         for dtype, p in s.get("per_element", {}).items():
             lines.append(
                 f"{op}: {dtype} per element (ours {dtype} / ours float32, timed interleaved) "
