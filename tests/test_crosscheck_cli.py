@@ -273,3 +273,18 @@ def test_reports_tf_kernels_dilation_and_determinism(capsys):
     assert row["ours"]["status"] == "ok"
     kernels = report["summary"]["implementations"]["tf_onednn"]["kernels"]
     assert kernels == {"_MklNativeDepthwiseConv2dNativeBackpropFilter": 1}
+
+
+def test_dtype_spellings_agree_across_tools():
+    """crosscheck and bench take the same dtype spellings (f32 and float32 alike)."""
+    import argparse
+
+    from tf_convgrad import _cli, bench, crosscheck
+
+    for add in (crosscheck.add_arguments, bench.add_arguments):
+        parser = argparse.ArgumentParser()
+        add(parser)
+        args = parser.parse_args(["--dtype", "f32", "--dtype", "bfloat16", "--dtype", "HALF"])
+        assert args.dtype == ["float32", "bfloat16", "float16"]
+    with pytest.raises(argparse.ArgumentTypeError, match="unknown dtype 'int8'"):
+        _cli.dtype("int8")

@@ -57,6 +57,8 @@ import sys
 import tempfile
 import time
 
+from . import _cli
+
 OPS = {
     "CBF": "Conv2DBackpropFilter",
     "DBF": "DepthwiseConv2dNativeBackpropFilter",
@@ -775,7 +777,11 @@ def add_arguments(parser):
     parser.add_argument("--quick", action="store_true", help="four layers only")
     parser.add_argument("--op", action="append", choices=sorted(OPS), help="repeatable")
     parser.add_argument(
-        "--dtype", action="append", choices=["float32", "bfloat16", "float16", "float64"]
+        "--dtype",
+        action="append",
+        type=_cli.dtype,
+        metavar="DTYPE",
+        help="float32, bfloat16, float16 or float64 (or f32, bf16, f16, f64); repeatable",
     )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--plot", metavar="PNG", help="write a bar chart of the ratios")

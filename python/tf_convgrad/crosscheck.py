@@ -54,7 +54,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from . import oracle, reference
+from . import _cli, oracle, reference
 
 __all__ = [
     "Config",
@@ -1139,8 +1139,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="only this op (CBF, DBF, DBI); repeatable",
     )  # fmt: skip
     grid.add_argument(
-        "--dtype", action="append", choices=[_DTYPE_SHORT[d] for d in DTYPES],
-        help="only this dtype; repeatable",
+        "--dtype", action="append", type=_cli.dtype, metavar="DTYPE",
+        help="only this dtype (f16, bf16, f32, f64, or float16, bfloat16, float32, float64); "
+        "repeatable",
     )  # fmt: skip
     grid.add_argument(
         "--format", action="append", choices=("NHWC", "NCHW"), dest="formats",
@@ -1222,8 +1223,7 @@ def run(args: argparse.Namespace) -> int:
 
         return model_check.run(args)
     started = time.monotonic()
-    short_to_dtype = {v: k for k, v in _DTYPE_SHORT.items()}
-    dtypes = [short_to_dtype[d] for d in args.dtype] if args.dtype else list(DTYPES)
+    dtypes = list(dict.fromkeys(args.dtype)) if args.dtype else list(DTYPES)
     if (args.tier or args.quick) and args.configs:
         print("crosscheck: --tier/--quick and --configs exclude each other", file=sys.stderr)
         return 2
