@@ -16,8 +16,8 @@ Method (see docs/PERF.md for results):
   roofline time: the ratio ours would reach at 100% of the roofline, so a target ratio above it
   cannot be met on that case by a kernel that stays within the roofline.
 * A 16-bit case also times ours in float32 on the same values, interleaved with the other two
-  calls: "per_element" = ours 16-bit / ours float32 (at most 1: 16-bit as fast per element). Timed in the
-  same rounds, it does not depend on the machine's state moving between cases.
+  calls: "per_element" = ours 16-bit / ours float32 (at most 1: 16-bit as fast per element).
+  Timed in the same rounds, it does not depend on the machine's state moving between cases.
 * Each worker records the CPU time other processes used while a case ran ("fgn", in cores, from
   /proc/stat): timings taken at fgn > 0.3 are not trustworthy on a 2-core machine.
 
