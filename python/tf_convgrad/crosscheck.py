@@ -702,10 +702,15 @@ def _run_ours(case: dict[str, Any]) -> dict[str, Any]:
     import tensorflow as tf
 
     ours = importlib.import_module(__package__ or "tf_convgrad")  # loads our op library
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")  # one tf.function per case in "function" mode: no retracing warnings
     try:
         return oracle._run_task(tf, ours, {**case, "impl": "ours"})
     except Exception as error:  # noqa: BLE001 -- a Python-level failure is a refusal too
         return {"ok": False, "error_class": type(error).__name__, "message": str(error)}
+    finally:
+        logger.setLevel(level)
 
 
 def _category(status: str) -> str:

@@ -297,6 +297,8 @@ def _worker_main(argv: Sequence[str]) -> int:
 
     import tensorflow as tf  # imported only after the parent set the env
 
+    # One tf.function per task ("function" mode) is by design: TF's retracing warning is noise here.
+    tf.get_logger().setLevel("ERROR")
     with open(args.worker / "tasks.pkl", "rb") as f:
         tasks = pickle.load(f)
     ours = None
