@@ -125,13 +125,9 @@ def _git_head() -> str:
 
 def _library_label() -> str:
     """The library our ops load, as the report may name it: never a path outside the repo."""
-    override = os.environ.get("TF_CONVGRAD_LIBRARY")
-    if not override:
-        return "the installed tf_convgrad library"
-    path = Path(override).resolve()
-    if path.is_relative_to(ROOT):
-        return f"`{path.relative_to(ROOT)}` (`TF_CONVGRAD_LIBRARY`)"
-    return "a build outside the repository, loaded through `TF_CONVGRAD_LIBRARY`"
+    from tf_convgrad import _cli
+
+    return _cli.library_label(os.environ.get("TF_CONVGRAD_LIBRARY"), ROOT)
 
 
 def _write_report(args, base, chunks, results, elapsed) -> None:

@@ -114,12 +114,9 @@ def _md_escape(text: str) -> str:
 def _library_label(override: str | None) -> str:
     """The library our ops load (``TF_CONVGRAD_LIBRARY``, or None), as a generated doc may name
     it: a repository-relative path, never one outside the repository."""
-    if not override:
-        return "the installed tf_convgrad library"
-    path = Path(override).resolve()
-    if path.is_relative_to(ROOT):
-        return f"`{path.relative_to(ROOT)}` (`TF_CONVGRAD_LIBRARY`)"
-    return "a build outside the repository, loaded through `TF_CONVGRAD_LIBRARY`"
+    from tf_convgrad import _cli
+
+    return _cli.library_label(override, ROOT)
 
 
 def _provenance() -> tuple[str, str]:

@@ -22,3 +22,30 @@ def dtype(value: str) -> str:
         raise argparse.ArgumentTypeError(
             f"unknown dtype {value!r}: use one of {names} (or f16, bf16, f32, f64)"
         ) from None
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), for every report that gives a figure."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "unknown CPU"
+
+
+def library_label(override: str | None, root) -> str:
+    """The op library a generated doc used (``TF_CONVGRAD_LIBRARY``, or None), as the doc may name
+    it: a path relative to the repository ``root`` (a pathlib.Path), never one outside it."""
+    if not override:
+        return "the installed tf_convgrad library"
+    from pathlib import Path
+
+    path = Path(override).resolve()
+    if path.is_relative_to(root):
+        return f"`{path.relative_to(root)}` (`TF_CONVGRAD_LIBRARY`)"
+    return "a build outside the repository, loaded through `TF_CONVGRAD_LIBRARY`"

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from . import crosscheck
+from . import _cli, crosscheck
 
 __all__ = ["APPLICATIONS", "FACTOR", "FLOOR", "add_arguments", "check_model", "run", "tolerance"]
 
@@ -331,17 +331,6 @@ def onednn_enabled() -> bool:
         return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1").strip().lower() not in ("0", "false")
 
 
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
-
-
 def environment() -> dict[str, Any]:
     """oneDNN (and the variable that set it), CPU, TensorFlow and Keras versions."""
     import keras
@@ -353,7 +342,7 @@ def environment() -> dict[str, Any]:
     else:
         note = "TF_ENABLE_ONEDNN_OPTS " + ("unset" if setting is None else f"= {setting!r}")
     return {"onednn": onednn_enabled(), "onednn_note": note, "TF_ENABLE_ONEDNN_OPTS": setting,
-            "caller_TF_ENABLE_ONEDNN_OPTS": caller, "cpu": _cpu_name(),
+            "caller_TF_ENABLE_ONEDNN_OPTS": caller, "cpu": _cli.cpu_model(),
             "tensorflow": tf.__version__, "keras": keras.__version__}  # fmt: skip
 
 

@@ -30,6 +30,8 @@ import sys
 import tempfile
 import time
 
+from . import _cli
+
 MODELS = {
     "mobilenet_v2": "MobileNetV2",
     "mobilenet_v3_small": "MobileNetV3Small",
@@ -43,19 +45,6 @@ TF_REPLACED = (
     "DepthwiseConv2dNativeBackpropInput",
 )
 OURS_PREFIX = "ConvGrad>"
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or "unknown CPU"
 
 
 def _is_replaced_tf_op(op_type: str) -> bool:
@@ -225,7 +214,7 @@ def run_train(args) -> int:
         print(message, file=sys.stderr, flush=True)
 
     log(
-        f"bench --train on {cpu_model()} ({os.cpu_count()} CPUs), TF {tf.__version__}, oneDNN "
+        f"bench --train on {_cli.cpu_model()} ({os.cpu_count()} CPUs), TF {tf.__version__}, oneDNN "
         f"{'on' if onednn else 'off'}: {len(models)} models x {len(policies)} policies, "
         f"{args.size}x{args.size}, batch {args.batch}, {args.steps} interleaved rounds"
     )
@@ -238,7 +227,7 @@ def run_train(args) -> int:
             log(f"  done in {time.perf_counter() - t0:.0f} s: speedup {rows[-1]['speedup']:.2f}x")
     report = {
         "date": time.strftime("%Y-%m-%d"),
-        "cpu": cpu_model(),
+        "cpu": _cli.cpu_model(),
         "cpus": os.cpu_count(),
         "tensorflow": tf.__version__,
         "onednn": onednn,
