@@ -30,12 +30,16 @@
 #include "tf_ops/cc/kernels/cpu/cpu_kernels.h"
 
 #if defined(TF_CONVGRAD_ISA_SINGLE)
-extern "C" const tf_convgrad::CpuKernels* tf_convgrad_cpu_kernels_single();
+extern "C" TF_CONVGRAD_KERNELS_HIDDEN const tf_convgrad::CpuKernels*
+tf_convgrad_cpu_kernels_single();
 #else
-extern "C" const tf_convgrad::CpuKernels* tf_convgrad_cpu_kernels_avx512bf16();
-extern "C" const tf_convgrad::CpuKernels* tf_convgrad_cpu_kernels_avx512();
-extern "C" const tf_convgrad::CpuKernels* tf_convgrad_cpu_kernels_avx2();
-extern "C" const tf_convgrad::CpuKernels* tf_convgrad_cpu_kernels_baseline();
+extern "C" TF_CONVGRAD_KERNELS_HIDDEN const tf_convgrad::CpuKernels*
+tf_convgrad_cpu_kernels_avx512bf16();
+extern "C" TF_CONVGRAD_KERNELS_HIDDEN const tf_convgrad::CpuKernels*
+tf_convgrad_cpu_kernels_avx512();
+extern "C" TF_CONVGRAD_KERNELS_HIDDEN const tf_convgrad::CpuKernels* tf_convgrad_cpu_kernels_avx2();
+extern "C" TF_CONVGRAD_KERNELS_HIDDEN const tf_convgrad::CpuKernels*
+tf_convgrad_cpu_kernels_baseline();
 #endif
 
 namespace tf_convgrad {

@@ -60,7 +60,9 @@ inline const CoreFns<double>& CpuKernels::For<double>() const {
 
 }  // namespace tf_convgrad
 
-// The one global symbol of a level: its table.
+// The one global symbol of a level: its table (hidden: not exported from the
+// op library).
+#define TF_CONVGRAD_KERNELS_HIDDEN __attribute__((visibility("hidden")))
 #define TF_CONVGRAD_KERNELS_FN_(level) tf_convgrad_cpu_kernels_##level
 #define TF_CONVGRAD_KERNELS_FN(level) TF_CONVGRAD_KERNELS_FN_(level)
 
@@ -82,7 +84,8 @@ bool DepthwiseBackpropInputCpu(const ConvGeometry& g, const T* filter, const T* 
 }  // namespace TF_CONVGRAD_ISA_NS
 }  // namespace tf_convgrad
 
-extern "C" const tf_convgrad::CpuKernels* TF_CONVGRAD_KERNELS_FN(TF_CONVGRAD_ISA_NS)();
+extern "C" TF_CONVGRAD_KERNELS_HIDDEN const tf_convgrad::CpuKernels* TF_CONVGRAD_KERNELS_FN(
+    TF_CONVGRAD_ISA_NS)();
 #endif  // TF_CONVGRAD_ISA_NS
 
 #endif  // TF_OPS_CC_KERNELS_CPU_CPU_KERNELS_H_
