@@ -2,12 +2,14 @@
 
 ``FLAGS`` mirrors the levels' compiler flags in CMakeLists.txt and tf_ops/bazel/cpu_cores.bzl
 (``test_isa.py::test_level_flags_agree`` checks that the three agree), without ``-mtune``.
-``CPUINFO`` is what /proc/cpuinfo must list for a level to run here.
+``CPUINFO`` is what /proc/cpuinfo must list for a level to run here. ``check_worker_output``
+asserts an ``isa_worker.py`` run (test_isa.py, test_qemu.py).
 """
 
 from __future__ import annotations
 
 import functools
+import json
 
 LEVELS = ("avx512bf16", "avx512", "avx2", "baseline")  # best first
 
@@ -46,3 +48,22 @@ def host_cpu_flags() -> frozenset[str]:
 def host_runs(level: str) -> bool:
     """Whether /proc/cpuinfo lists everything ``level`` needs."""
     return set(CPUINFO[level]) <= host_cpu_flags()
+
+
+def check_worker_output(proc, expected_isa: str) -> list[dict]:
+    """Asserts that an isa_worker.py run chose expected_isa and passed every case."""
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["info"]["isa"] == expected_isa
+    results = report["results"]
+    assert results
+    failures = []
+    for r in results:
+        if "error" in r:
+            failures.append(f"{r['id']}: {r['error']}")
+        elif not r["err"] <= r["tol"]:
+            failures.append(f"{r['id']}: norm-relative error {r['err']:.3g} > {r['tol']:.3g}")
+        elif not r["deterministic"]:
+            failures.append(f"{r['id']}: two runs differ bitwise")
+    assert not failures, f"level {expected_isa}:\n" + "\n".join(failures)
+    return results
