@@ -14,8 +14,8 @@ import json
 LEVELS = ("avx512bf16", "avx512", "avx2", "baseline")  # best first
 
 FLAGS = {
-    "avx512bf16": ["-march=x86-64-v4", "-mavx512bf16"],
-    "avx512": ["-march=x86-64-v4"],
+    "avx512bf16": ["-march=x86-64-v4", "-mavx512bf16", "-mprfchw"],
+    "avx512": ["-march=x86-64-v4", "-mprfchw"],
     "avx2": ["-march=x86-64-v3"],
     "baseline": ["-march=x86-64-v2", "-mavx"],
 }
@@ -23,7 +23,7 @@ FLAGS = {
 _V2 = ["pni", "ssse3", "sse4_1", "sse4_2", "popcnt", "cx16", "lahf_lm"]  # pni: SSE3
 _BASELINE = _V2 + ["avx"]
 _AVX2 = _BASELINE + ["avx2", "fma", "f16c", "bmi1", "bmi2", "abm", "movbe"]
-_AVX512 = _AVX2 + ["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"]
+_AVX512 = _AVX2 + ["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl", "3dnowprefetch"]
 CPUINFO = {
     "avx512bf16": _AVX512 + ["avx512_bf16"],
     "avx512": _AVX512,

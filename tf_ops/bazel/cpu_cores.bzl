@@ -10,12 +10,14 @@ Any other TF_CONVGRAD_ARCH is a -march value: one level ("single"), e.g. native 
 
 load("@local_config_tf//:build_defs.bzl", "TF_COPTS", "TF_VERSION")
 
-# The levels and their flags, best first (keep in step with CMakeLists.txt and cpu_dispatch.cc).
+# The levels and their flags, best first (keep in step with CMakeLists.txt and cpu_dispatch.cc). -mprfchw and
+# -mtune=icelake-server give the AVX-512 levels the instructions of a -march=native build on an AVX-512 Xeon
+# (CMakeLists.txt).
 ISA_LEVELS = {
-    "avx512bf16": ["-march=x86-64-v4", "-mavx512bf16"],
-    "avx512": ["-march=x86-64-v4"],
-    "avx2": ["-march=x86-64-v3"],
-    "baseline": ["-march=x86-64-v2", "-mavx"],
+    "avx512bf16": ["-march=x86-64-v4", "-mavx512bf16", "-mprfchw", "-mtune=icelake-server"],
+    "avx512": ["-march=x86-64-v4", "-mprfchw", "-mtune=icelake-server"],
+    "avx2": ["-march=x86-64-v3", "-mtune=generic"],
+    "baseline": ["-march=x86-64-v2", "-mavx", "-mtune=generic"],
 }
 
 _CORE_COPTS = [

@@ -4,8 +4,8 @@
 //
 // Levels (a build with the default TF_CONVGRAD_ARCH has all four; see
 // CMakeLists.txt for their compiler flags):
-//   avx512bf16  x86-64-v4 (AVX-512 F, CD, BW, DQ, VL) + AVX512_BF16
-//   avx512      x86-64-v4
+//   avx512bf16  x86-64-v4 (AVX-512 F, CD, BW, DQ, VL) + PREFETCHW + AVX512_BF16
+//   avx512      x86-64-v4 + PREFETCHW (which every AVX-512 CPU has)
 //   avx2        x86-64-v3 (AVX2, FMA, F16C, BMI1/2, LZCNT, MOVBE)
 //   baseline    x86-64-v2 + AVX: what TensorFlow 2.21's own wheels need (its
 //               import dies with SIGILL on a CPU without AVX)
@@ -52,7 +52,7 @@ struct CpuFeatures {
   bool avx2 = false, fma = false, f16c = false, bmi1 = false, bmi2 = false, lzcnt = false;
   bool movbe = false;
   bool avx512f = false, avx512cd = false, avx512bw = false, avx512dq = false, avx512vl = false;
-  bool os_zmm = false, avx512bf16 = false;
+  bool os_zmm = false, avx512bf16 = false, prfchw = false;
 };
 
 CpuFeatures DetectCpu() {
@@ -98,6 +98,7 @@ CpuFeatures DetectCpu() {
     __cpuid(0x80000001u, a, b, c, d);
     f.lahf = c & (1u << 0);
     f.lzcnt = c & (1u << 5);
+    f.prfchw = c & (1u << 8);
   }
   return f;
 }
@@ -138,6 +139,7 @@ std::vector<Need> Avx512Needs(const CpuFeatures& f) {
                              {"AVX512BW", f.avx512bw},
                              {"AVX512DQ", f.avx512dq},
                              {"AVX512VL", f.avx512vl},
+                             {"PREFETCHW", f.prfchw},
                              {"OS support for zmm state", f.os_zmm}});
   return needs;
 }
@@ -149,15 +151,16 @@ std::vector<Need> Avx512Bf16Needs(const CpuFeatures& f) {
 
 #if defined(TF_CONVGRAD_ISA_SINGLE)
 const Level kLevels[] = {
-    {TF_CONVGRAD_ISA_SINGLE, "-march=" TF_CONVGRAD_ISA_SINGLE " (single-level build)",
-     &tf_convgrad_cpu_kernels_single, nullptr},
+    {TF_CONVGRAD_ISA_SINGLE, "-march=" TF_CONVGRAD_ISA_SINGLE, &tf_convgrad_cpu_kernels_single,
+     nullptr},
 };
 #else
 // Best first.
 const Level kLevels[] = {
-    {"avx512bf16", "x86-64-v4 + AVX512_BF16", &tf_convgrad_cpu_kernels_avx512bf16,
+    {"avx512bf16", "x86-64-v4 + PREFETCHW + AVX512_BF16", &tf_convgrad_cpu_kernels_avx512bf16,
      &Avx512Bf16Needs},
-    {"avx512", "x86-64-v4: AVX-512 F/CD/BW/DQ/VL", &tf_convgrad_cpu_kernels_avx512, &Avx512Needs},
+    {"avx512", "x86-64-v4 (AVX-512 F/CD/BW/DQ/VL) + PREFETCHW", &tf_convgrad_cpu_kernels_avx512,
+     &Avx512Needs},
     {"avx2", "x86-64-v3: AVX2, FMA, F16C", &tf_convgrad_cpu_kernels_avx2, &Avx2Needs},
     {"baseline", "x86-64-v2 + AVX (TensorFlow 2.21's own requirement)",
      &tf_convgrad_cpu_kernels_baseline, &BaselineNeeds},
@@ -198,10 +201,16 @@ Selection Select() {
   s.requested = env == nullptr ? "" : env;
   std::vector<std::string> all;
   for (const Level& level : kLevels) all.push_back(level.name);
+#if defined(TF_CONVGRAD_ISA_SINGLE)
+  const std::string help = "this is a single-level build (TF_CONVGRAD_ARCH=" TF_CONVGRAD_ISA_SINGLE
+                           "): leave TF_CONVGRAD_ISA unset, or rebuild with the default "
+                           "TF_CONVGRAD_ARCH=dispatch for every level";
+#else
   const std::string help =
       "use one of " + Join(all) +
       " (or leave TF_CONVGRAD_ISA unset to choose from cpuid); this CPU runs " +
       (s.supported.empty() ? std::string("none of them") : Join(s.supported));
+#endif
   if (s.requested.empty() || s.requested == "auto") {
     for (const Level& level : kLevels) {
       if (Missing(level, f).empty()) {
