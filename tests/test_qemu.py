@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -29,9 +30,27 @@ from isa_levels import check_worker_output
 TESTS = pathlib.Path(__file__).resolve().parent
 QEMU = shutil.which("qemu-x86_64")
 
+
+def _qemu_version() -> tuple[int, int]:
+    """(major, minor) of qemu-x86_64, (0, 0) if unknown."""
+    try:
+        out = subprocess.run([QEMU, "--version"], capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return (0, 0)
+    m = re.search(r"version (\d+)\.(\d+)", out)
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
+# QEMU emulates AVX and AVX2 (which TensorFlow itself needs) from 7.2 on (Debian 12's qemu-user).
+QEMU_VERSION = _qemu_version() if QEMU else (0, 0)
+
 pytestmark = [
     pytest.mark.skipif(
         QEMU is None, reason="qemu-x86_64 is not installed (Debian: apt-get install qemu-user)"
+    ),
+    pytest.mark.skipif(
+        QEMU is not None and QEMU_VERSION < (7, 2),
+        reason=f"qemu-x86_64 {QEMU_VERSION} emulates no AVX2 (needs 7.2 or newer)",
     ),
     pytest.mark.skipif(
         not tf_convgrad.build_info()["isa_dispatch"],
