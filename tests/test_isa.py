@@ -145,7 +145,9 @@ def test_level_flags_agree():
     block = text[text.index("ISA_LEVELS = {") :]
     block = block[: block.index("\n}\n")]
     bazel = {
-        m.group(1): [f for f in re.findall(r'"(-m[^"]+)"', m.group(2)) if not f.startswith("-mtune")]
+        m.group(1): [
+            f for f in re.findall(r'"(-m[^"]+)"', m.group(2)) if not f.startswith("-mtune")
+        ]
         for m in re.finditer(r'"(\w+)": \[([^\]]*)\]', block)
     }
     assert bazel == isa_levels.FLAGS
