@@ -7,7 +7,8 @@
 # PYTHON is the interpreter with tensorflow==2.21.0 (default: $PYTHON_BIN_PATH, else .venv/bin/python,
 # else python3); the Bazel tests run with it too. Environment:
 #   TF_NEED_CUDA=1        make --config=cuda the default (nvcc from $CUDA_HOME, default /usr/local/cuda)
-#   TF_CONVGRAD_ARCH=...  -march for the compute cores (default: native), as in the pip build
+#   TF_CONVGRAD_ARCH=...  the compute cores' instruction sets, as in the pip build: dispatch (default: every
+#                         level, chosen at run time from cpuid) or one -march value, e.g. native
 set -euo pipefail
 cd "$(dirname "$0")"
 readonly OUT=.tf_configure.bazelrc
@@ -92,7 +93,7 @@ if [[ ! -f ${tf[TF_SHARED_LIBRARY_DIR]}/${tf[TF_SHARED_LIBRARY_NAME]} ]]; then
   exit 1
 fi
 
-arch=${TF_CONVGRAD_ARCH:-native}
+arch=${TF_CONVGRAD_ARCH:-dispatch}
 if [[ $arch == *[[:space:]]* ]]; then
   echo "configure.sh: TF_CONVGRAD_ARCH='$arch' is not a -march value" >&2
   exit 1
@@ -120,7 +121,12 @@ echo "configure.sh: wrote $OUT for TensorFlow ${tf[TF_VERSION]} ($python):"
 echo "  headers ${tf[TF_HEADER_DIR]}"
 echo "  library ${tf[TF_SHARED_LIBRARY_DIR]}/${tf[TF_SHARED_LIBRARY_NAME]}"
 echo "  -D_GLIBCXX_USE_CXX11_ABI=${tf[TF_CXX11_ABI_FLAG]} -std=${tf[TF_CXX_STANDARD]}" \
-  "$(for d in ${tf[TF_DEFINES]}; do printf -- '-D%s ' "$d"; done)-march=$arch"
+  "$(for d in ${tf[TF_DEFINES]}; do printf -- '-D%s ' "$d"; done)"
+if [[ $arch == dispatch ]]; then
+  echo "  compute cores: every instruction-set level, chosen at run time (TF_CONVGRAD_ARCH=dispatch)"
+else
+  echo "  compute cores: -march=$arch only (TF_CONVGRAD_ARCH=$arch)"
+fi
 if [[ ${TF_NEED_CUDA:-0} == 1 ]]; then
   echo "  CUDA on by default (--config=cuda)"
 fi

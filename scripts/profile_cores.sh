@@ -18,9 +18,11 @@ INC=$(TF_CPP_MIN_LOG_LEVEL=3 "$PY" -c 'import tensorflow as tf; print(tf.sysconf
 OUT=${PROFILE_DIR:-build-profile}
 mkdir -p "$OUT"
 echo "profile_cores: building $OUT/cpu_cores_bench" >&2
+# One level, -march=native, as a TF_CONVGRAD_ARCH=native build (tools/isa_ab.sh times the
+# dispatch build's levels against it).
 g++ -O3 -march=native -mno-avx512fp16 -mprefer-vector-width=512 -ffp-contract=fast -std=c++17 -DNDEBUG \
-  -DEIGEN_MAX_ALIGN_BYTES=64 -I. -I"$INC" -o "$OUT/cpu_cores_bench" \
-  tools/cpu_cores_bench.cc tf_ops/cc/kernels/cpu/*.cc -lpthread
+  -DEIGEN_MAX_ALIGN_BYTES=64 -DTF_CONVGRAD_ISA_NS=single '-DTF_CONVGRAD_ISA_SINGLE="native"' \
+  -I. -I"$INC" -o "$OUT/cpu_cores_bench" tools/cpu_cores_bench.cc tf_ops/cc/kernels/cpu/*.cc -lpthread
 if [ "${1:-}" = build ]; then exit 0; fi
 
 # The float32 layers below 1.0 in at least one of docs/PERF.md's runs (op N H W C K stride M|Cout padding).

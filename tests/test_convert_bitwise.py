@@ -1,8 +1,9 @@
 """The CPU cores' vectorised half/bfloat16 conversions (cpu_common.h) must give
 exactly Eigen's per-element results, NaNs and denormals included.
 
-Compiles tests/cpp/convert_check.cc with the machine's vector instructions
-(as the cores are built) and runs it on 2^20 random bit patterns per type.
+Compiles tests/cpp/convert_check.cc with the flags of each instruction-set level
+the cores are built for (isa_levels.FLAGS) and with -march=native, and runs it
+on 2^20 random bit patterns per type; levels this CPU cannot run are skipped.
 """
 
 import pathlib
@@ -12,18 +13,34 @@ import subprocess
 import pytest
 import tensorflow as tf
 
+import isa_levels
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
+_VARIANTS = [pytest.param(["-march=native"], id="native")] + [
+    pytest.param(
+        flags,
+        id=level,
+        marks=pytest.mark.skipif(
+            not isa_levels.host_runs(level), reason=f"this CPU cannot run the {level} level"
+        ),
+    )
+    for level, flags in isa_levels.FLAGS.items()
+]
+
+
 @pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
-def test_vector_conversions_match_eigen_bitwise(tmp_path):
+@pytest.mark.parametrize("march", _VARIANTS)
+def test_vector_conversions_match_eigen_bitwise(tmp_path, march):
     exe = tmp_path / "convert_check"
     cmd = [
         "g++",
         "-O2",
-        "-march=native",
+        *march,
         "-mno-avx512fp16",  # Eigen's PacketMathFP16.h does not compile with it (gcc 12)
         "-std=c++17",
+        "-DTF_CONVGRAD_ISA_NS=check",
         f"-I{ROOT}",
         f"-I{tf.sysconfig.get_include()}",
         str(ROOT / "tests" / "cpp" / "convert_check.cc"),

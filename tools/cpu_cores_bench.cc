@@ -8,7 +8,8 @@
 //     depthwise ops and the output depth for cbf.
 //   Environment: CORES_BENCH_THREADS=1 runs on the calling thread only
 //   (default: two threads pulling tasks, as TF's pool does here);
-//   CORES_BENCH_DTYPE=bfloat16|float16 times that type instead of float32.
+//   CORES_BENCH_DTYPE=bfloat16|float16 times that type instead of float32;
+//   TF_CONVGRAD_ISA=<level> forces an instruction-set level, as in the library.
 // Prints the median and minimum time of REPS calls after 3 warm-up calls.
 #include <algorithm>
 #include <atomic>
@@ -63,6 +64,12 @@ int Run(int argc, char** argv);
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (const char* error = tf_convgrad::CpuIsaError()) {
+    std::fprintf(stderr, "cpu_cores_bench: %s\n", error);
+    return 2;
+  }
+  // stderr: stdout's one line per layer is what tools/limits.py and tools/isa_ab.sh read.
+  std::fprintf(stderr, "cpu_cores_bench: instruction set %s\n", tf_convgrad::CpuIsaLevel());
   const char* dtype = std::getenv("CORES_BENCH_DTYPE");
   const std::string name = dtype == nullptr ? "float32" : dtype;
   if (name == "bfloat16") return Run<Eigen::bfloat16>(argc, argv);

@@ -7,6 +7,7 @@ nothing for TensorFlow's own ops until `tf_convgrad.enable()` (see `dropin`).
 
 from . import dropin, layers, nn
 from . import grads as _grads  # noqa: F401 -- registers gradients
+from ._loader import build_info
 from .dropin import disable, enable, is_enabled
 from .nn import conv2d, depthwise_conv2d
 from .ops import (
@@ -17,6 +18,7 @@ from .ops import (
 
 __version__ = "0.1.0"
 __all__ = [
+    "build_info",
     "conv2d",
     "conv2d_backprop_filter",
     "depthwise_conv2d",

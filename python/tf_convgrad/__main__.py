@@ -1,6 +1,8 @@
 """Command line: ``python -m tf_convgrad <command>``.
 
 Commands:
+    info (or ``--version``): The package version, the TensorFlow the library was built for, the
+        instruction-set level the CPU cores run at (and how it was chosen) and the compiler.
     crosscheck: Our ops, TF's native, oneDNN and (with a GPU) GPU kernels against a float64
         reference over a grid of configurations: errors, ULP distances, determinism and the
         kernel TF ran (see :mod:`tf_convgrad.crosscheck`).
@@ -24,7 +26,20 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m tf_convgrad",
         description="Tools for the tf_convgrad convolution-gradient ops.",
     )
+    parser.add_argument(
+        "--version",
+        action=_InfoAction,
+        help="print the version, the TensorFlow built for, the instruction-set level in use and "
+        "the compiler, and exit",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+    about = commands.add_parser(
+        "info",
+        help="version, TensorFlow built for, instruction-set level in use, compiler",
+        description="Prints the package version, the TensorFlow the op library was built for, the "
+        "instruction-set level its CPU cores run at (TF_CONVGRAD_ISA forces one) and the compiler.",
+    )
+    about.set_defaults(handler=_info)
     check = commands.add_parser(
         "crosscheck",
         help="cross-check ours and TF's kernels against float64 (errors, ULPs, determinism)",
@@ -42,6 +57,23 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_arguments(timing)
     timing.set_defaults(handler=bench.run)
     return parser
+
+
+def _info(args=None) -> int:
+    from . import _loader
+
+    print(_loader.format_build_info(_loader.build_info()))
+    return 0
+
+
+class _InfoAction(argparse.Action):
+    """``--version``: prints what ``info`` prints and exits (loads the library only then)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.exit(_info())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import os
 
@@ -9,6 +10,7 @@ import tensorflow as tf
 
 REQUIRED_TF_VERSION = "2.21.0"
 LIBRARY_NAME = "_conv_backprop_ops.so"
+_loaded_path: list[str] = []  # the library load() loaded
 
 
 def _candidates() -> list[str]:
@@ -50,10 +52,84 @@ def load():
             "root, or run `bash scripts/setup.sh`."
         )
     try:
-        return tf.load_op_library(found[0])
+        module = tf.load_op_library(found[0])
     except tf.errors.NotFoundError as e:
         raise ImportError(
             f"tf_convgrad: loading {found[0]} failed: {e.message.strip()}\nThe library does "
             f"not match the installed TensorFlow ({tf.__version__}); rebuild it with "
             "`pip install --no-build-isolation -e .` in the same environment."
         ) from None
+    _loaded_path[:] = [found[0]]
+    info = _library_info(found[0])
+    if info.get("isa_error"):  # TF_CONVGRAD_ISA names a level this CPU (or build) lacks
+        raise ImportError(f"tf_convgrad: {info['isa_error']}")
+    return module
+
+
+@functools.cache
+def _library_info(path: str) -> dict[str, str]:
+    """The library's own description of its build and of the instruction-set level it chose
+    (``tf_convgrad_info()`` in cpu_dispatch.cc, read through ctypes: the library is already
+    loaded, so this is the same copy); empty for a library without it."""
+    try:
+        function = ctypes.CDLL(path).tf_convgrad_info
+    except (OSError, AttributeError):
+        return {}
+    function.restype = ctypes.c_char_p
+    info = {}
+    for line in function().decode().splitlines():
+        key, _, value = line.partition("=")
+        info[key] = value
+    return info
+
+
+def build_info() -> dict:
+    """What was built and what runs: versions, compiler, instruction-set levels.
+
+    Keys: ``version`` (the package), ``tf_version`` (the TensorFlow the library was built
+    for), ``tf_runtime`` (the one imported), ``compiler``, ``isa`` (the level in use),
+    ``isa_description``, ``isa_levels`` (the levels built, best first), ``isa_supported``
+    (those this CPU runs), ``isa_requested`` (TF_CONVGRAD_ISA, "" if unset), ``isa_dispatch``
+    (False for a single-level ``TF_CONVGRAD_ARCH`` build) and ``library`` (its path).
+    """
+    from . import __version__
+
+    load()
+    path = _loaded_path[0]
+    raw = _library_info(path)
+    return {
+        "version": __version__,
+        "tf_version": raw.get("tf_version", ""),
+        "tf_runtime": tf.__version__,
+        "compiler": raw.get("compiler", ""),
+        "isa": raw.get("isa", ""),
+        "isa_description": raw.get("isa_description", ""),
+        "isa_levels": [v for v in raw.get("isa_levels", "").split(",") if v],
+        "isa_supported": [v for v in raw.get("isa_supported", "").split(",") if v],
+        "isa_requested": raw.get("isa_requested", ""),
+        "isa_dispatch": raw.get("isa_dispatch") == "1",
+        "library": path,
+    }
+
+
+def format_build_info(info: dict) -> str:
+    """``build_info()`` as the lines ``python -m tf_convgrad info`` prints."""
+    levels = ", ".join(info["isa_levels"]) or "?"
+    supported = ", ".join(info["isa_supported"]) or "none"
+    how = (
+        f"forced by TF_CONVGRAD_ISA={info['isa_requested']}"
+        if info["isa_requested"] not in ("", "auto")
+        else "chosen from cpuid"
+        if info["isa_dispatch"]
+        else "single-level build"
+    )
+    return "\n".join(
+        [
+            f"tf_convgrad {info['version']}",
+            f"TensorFlow: built for {info['tf_version'] or '?'}, running {info['tf_runtime']}",
+            f"instruction set: {info['isa']} ({info['isa_description']}; {how})",
+            f"levels built: {levels}; this CPU runs: {supported}",
+            f"compiler: {info['compiler'] or '?'}",
+            f"library: {info['library']}",
+        ]
+    )

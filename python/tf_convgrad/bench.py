@@ -343,6 +343,14 @@ def _memory_worker(cases, impl, out_path, repeats=3):
         json.dump(results, f)
 
 
+def _isa_level() -> str:
+    """The instruction-set level of our CPU cores in this process, and so in the workers, which
+    inherit TF_CONVGRAD_ISA (``python -m tf_convgrad info``)."""
+    from . import _loader
+
+    return _loader.build_info()["isa"]
+
+
 def _measure_machine():
     """Float32 SGEMM rate (GFLOP/s) and streaming bandwidth (GB/s) with all threads."""
     import numpy as np
@@ -643,8 +651,10 @@ def run(args):
         file=sys.stderr,
     )
     peak, bw = _measure_machine()
+    isa = _isa_level()
     print(
-        f"bench: measured float32 SGEMM {peak:.0f} GFLOP/s, bandwidth {bw:.1f} GB/s",
+        f"bench: measured float32 SGEMM {peak:.0f} GFLOP/s, bandwidth {bw:.1f} GB/s; "
+        f"our CPU cores run at instruction-set level {isa}",
         file=sys.stderr,
     )
     runs = _run_workers(cases, args.budget, _bar)
@@ -688,7 +698,12 @@ def run(args):
                 }
     report = {
         "date": time.strftime("%Y-%m-%d"),
-        "machine": {"sgemm_gflops": peak, "bandwidth_gbs": bw, "cpus": os.cpu_count()},
+        "machine": {
+            "sgemm_gflops": peak,
+            "bandwidth_gbs": bw,
+            "cpus": os.cpu_count(),
+            "isa": isa,
+        },
         "summary": summary,
         "rows": rows,
     }
@@ -705,7 +720,8 @@ def format_table(report):
     m = report["machine"]
     lines = [
         f"date {report['date']}; {m['cpus']} CPUs; measured SGEMM {m['sgemm_gflops']:.0f} GFLOP/s, "
-        f"bandwidth {m['bandwidth_gbs']:.1f} GB/s",
+        f"bandwidth {m['bandwidth_gbs']:.1f} GB/s; ours at instruction-set level "
+        f"{m.get('isa', '?')}",
         "ratio = TF's best (faster of oneDNN and native) / ours; >1 means ours is faster. "
         "fgn = other processes' load (cores) while timing. ceil = TF's best / roofline time, "
         "the ratio ours would reach at 100% of the roofline.",

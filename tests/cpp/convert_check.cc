@@ -4,7 +4,7 @@
 #include <random>
 
 #include "tf_ops/cc/kernels/cpu/cpu_common.h"
-using namespace tf_convgrad::internal;
+using namespace tf_convgrad::TF_CONVGRAD_ISA_NS::internal;
 template <typename T>
 int Check(const char* name) {
   std::mt19937 rng(1);

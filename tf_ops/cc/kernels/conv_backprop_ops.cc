@@ -119,6 +119,10 @@ class ConvBackpropOp : public OpKernel {
   }
 
   void Compute(OpKernelContext* ctx) override {
+    // No instruction-set level for the cores (TF_CONVGRAD_ISA asks for one this
+    // CPU lacks, or is misspelt): fail rather than run anything.
+    const char* isa_error = tf_convgrad::CpuIsaError();
+    OP_REQUIRES(ctx, isa_error == nullptr, errors::InvalidArgument(attrs_.label, ": ", isa_error));
     PreparedConvBackprop p;
     OP_REQUIRES_OK(ctx, PrepareConvBackprop(ctx, attrs_, sizeof(T), &p));
     Tensor* output = p.output;

@@ -24,6 +24,7 @@
 #include "tf_ops/cc/kernels/cpu/cpu_common.h"
 
 namespace tf_convgrad {
+namespace TF_CONVGRAD_ISA_NS {
 
 using internal::AccType;
 using internal::CeilDiv;
@@ -281,9 +282,5 @@ TF_CONVGRAD_INSTANTIATE(float)
 TF_CONVGRAD_INSTANTIATE(double)
 #undef TF_CONVGRAD_INSTANTIATE
 
-void SerialFor(int64_t total, int64_t /*cost_per_unit*/,
-               const std::function<void(int64_t, int64_t)>& fn) {
-  if (total > 0) fn(0, total);
-}
-
+}  // namespace TF_CONVGRAD_ISA_NS
 }  // namespace tf_convgrad

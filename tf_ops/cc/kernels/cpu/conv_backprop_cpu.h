@@ -2,8 +2,9 @@
 //
 // These functions see only raw pointers, a validated ConvGeometry and a
 // parallel-for callback, so they build without TensorFlow headers (the TF
-// adapter lives in ../conv_backprop_ops.cc) and are compiled with the
-// machine's vector instructions.
+// adapter lives in ../conv_backprop_ops.cc). The cores are compiled once per
+// instruction-set level (cpu_kernels.h); the functions declared here forward
+// to the level chosen once per process from cpuid (cpu_dispatch.cc).
 //
 // Math (NHWC indices; NCHW tensors hold the same values with permuted axes;
 // filters are HWIO). The forward convolution reads input row
@@ -55,6 +56,15 @@ struct ConvGeometry {
 // parallel. cost_per_unit is a rough cycle count used for sharding.
 using ParallelFor = std::function<void(int64_t total, int64_t cost_per_unit,
                                        const std::function<void(int64_t, int64_t)>& fn)>;
+
+// The instruction-set level the cores run at, chosen on first use (once per
+// process) from cpuid, or forced with TF_CONVGRAD_ISA=avx512bf16|avx512|avx2|
+// baseline. CpuIsaError() is nullptr when a level was chosen, else the reason
+// none was (TF_CONVGRAD_ISA names a level this CPU or build lacks, or no
+// level); callers check it before calling the cores below, which abort
+// otherwise. CpuIsaLevel() is the level's name ("" on error).
+const char* CpuIsaError();
+const char* CpuIsaLevel();
 
 // Runs everything on the calling thread.
 void SerialFor(int64_t total, int64_t cost_per_unit,

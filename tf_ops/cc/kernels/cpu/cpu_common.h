@@ -16,8 +16,16 @@
 
 #include "Eigen/Core"
 #include "tf_ops/cc/kernels/cpu/conv_backprop_cpu.h"
+#include "tf_ops/cc/kernels/cpu/cpu_kernels.h"
+
+// Every core source is compiled once per instruction-set level, inside that
+// level's namespace (cpu_kernels.h).
+#ifndef TF_CONVGRAD_ISA_NS
+#error "compile the CPU cores with -DTF_CONVGRAD_ISA_NS=<level> (see CMakeLists.txt)"
+#endif
 
 namespace tf_convgrad {
+namespace TF_CONVGRAD_ISA_NS {
 namespace internal {
 
 // Accumulator type: float for half, bfloat16 and float; double for double.
@@ -557,6 +565,7 @@ class RowCache {
 };
 
 }  // namespace internal
+}  // namespace TF_CONVGRAD_ISA_NS
 }  // namespace tf_convgrad
 
 #endif  // TF_OPS_CC_KERNELS_CPU_CPU_COMMON_H_

@@ -24,6 +24,7 @@
 #include "tf_ops/cc/kernels/cpu/cpu_common.h"
 
 namespace tf_convgrad {
+namespace TF_CONVGRAD_ISA_NS {
 
 using internal::AccType;
 using internal::CeilDiv;
@@ -728,4 +729,5 @@ TF_CONVGRAD_INSTANTIATE(float)
 TF_CONVGRAD_INSTANTIATE(double)
 #undef TF_CONVGRAD_INSTANTIATE
 
+}  // namespace TF_CONVGRAD_ISA_NS
 }  // namespace tf_convgrad
