@@ -1,17 +1,13 @@
 // CPU OpKernels for the three ops: a thin adapter from TensorFlow tensors to
 // the TF-free compute cores in cpu/. Validation lives in conv_backprop_common.
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <functional>
-#include <memory>
 
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/register_types.h"
 #include "tensorflow/core/framework/tensor.h"
-#include "tensorflow/core/platform/blocking_counter.h"
 #include "tf_ops/cc/kernels/conv_backprop_common.h"
 #include "tf_ops/cc/kernels/cpu/conv_backprop_cpu.h"
 
@@ -19,48 +15,23 @@ namespace tensorflow {
 namespace convgrad {
 namespace {
 
-// Runs the cores' tasks [0, total) on the calling thread and on up to
-// NumThreads() - 1 helpers from TF's intra-op pool, each taking the next task
-// from a shared counter. The caller starts at once (no thread hop before the
-// first task: in a graph it is the executor's inter-op thread, which would
-// otherwise sleep while the pool works), and a helper that starts late, because
-// the pool is busy with an op the executor runs concurrently, finds no task
-// left and returns without being waited for. The cores fix their task
-// boundaries from the shapes alone, so which thread runs a task never changes
-// a result.
+// Runs the cores' tasks on TF's intra-op thread pool, one task per block: the
+// cores already size their tasks (a few dozen at most), and their results do
+// not depend on which thread runs which task.
 tf_convgrad::ParallelFor ThreadPoolFor(OpKernelContext* ctx) {
   auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
   return
       [workers](int64_t total, int64_t /*cost*/, const std::function<void(int64_t, int64_t)>& fn) {
         if (total <= 0) return;
-        const int64_t helpers = std::min<int64_t>(total, workers->NumThreads()) - 1;
-        if (helpers <= 0) {
+        if (total == 1 || workers->NumThreads() <= 1) {
           fn(0, total);
           return;
         }
-        // Shared with the helpers, which may outlive this call (they then only
-        // read `next`); fn is called only for a task taken before the count of
-        // finished tasks reaches zero, so while this call is still waiting.
-        struct State {
-          State(int64_t n, const std::function<void(int64_t, int64_t)>* f)
-              : total(n), fn(f), pending(static_cast<int>(n)) {}
-          const int64_t total;
-          const std::function<void(int64_t, int64_t)>* fn;
-          std::atomic<int64_t> next{0};
-          BlockingCounter pending;
-          void RunTasks() {
-            for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < total;) {
-              (*fn)(t, t + 1);
-              pending.DecrementCount();
-            }
-          }
-        };
-        auto state = std::make_shared<State>(total, &fn);
-        for (int64_t h = 0; h < helpers; ++h) {
-          workers->Schedule([state] { state->RunTasks(); });
-        }
-        state->RunTasks();
-        state->pending.Wait();
+        workers->ParallelFor(total,
+                             thread::ThreadPool::SchedulingParams(
+                                 thread::ThreadPool::SchedulingStrategy::kFixedBlockSize,
+                                 /*cost_per_unit=*/std::nullopt, /*block_size=*/1),
+                             fn);
       };
 }
 
