@@ -40,6 +40,19 @@ run "format and lint" bash scripts/check_format.sh
 run "pytest (pip build)" .venv/bin/python -m pytest -q "${pytest_args[@]+"${pytest_args[@]}"}"
 
 if [[ $all == 1 ]]; then
+  # The wheel as users get it (all instruction-set levels), run on an emulated AVX2-only CPU
+  # (Haswell) and an AVX-only one (SandyBridge): tests/test_qemu.py, against the wheel's library.
+  if ! command -v qemu-x86_64 >/dev/null; then
+    run "install qemu-user" bash -c "apt-get install -y -q qemu-user >/dev/null 2>&1 || \
+      (apt-get update -q >/dev/null && apt-get install -y -q qemu-user >/dev/null)"
+  fi
+  wheel_dir=$(mktemp -d)
+  run "wheel: pip wheel" .venv/bin/pip wheel -q --disable-pip-version-check --no-deps \
+    --no-build-isolation -w "$wheel_dir" .
+  run "wheel: qemu (Haswell, SandyBridge)" bash -c "cd '$wheel_dir' && unzip -q -o ./*.whl && \
+    TF_CONVGRAD_LIBRARY='$wheel_dir/tf_convgrad/_conv_backprop_ops.so' \
+    '$PWD/.venv/bin/python' -m pytest -q -rs '$PWD/tests/test_qemu.py' -p no:cacheprovider"
+  rm -rf "$wheel_dir"
   run "bazel build and test" bash scripts/bazel_test.sh --cuda-if-available
   # The GPU variant (CMake + nvcc 13): it must build, load and register on this CPU-only machine
   # and pass the CPU suite; the CUDA kernels themselves run in the harness's CPU emulation.
