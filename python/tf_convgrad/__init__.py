@@ -3,31 +3,43 @@
 Importing the package loads the op library and registers the ops' gradients, so
 graphs and SavedModels that use the ops work after `import tf_convgrad`. It changes
 nothing for TensorFlow's own ops until `tf_convgrad.enable()` (see `dropin`).
+
+One exception: when `python -m tf_convgrad` starts, the API is loaded only after the command
+line has been parsed (so `--help` needs no TensorFlow, and TF's log level can be set first).
 """
 
-from . import dropin, layers, nn
-from . import grads as _grads  # noqa: F401 -- registers gradients
-from ._loader import build_info
-from .dropin import disable, enable, is_enabled
-from .nn import conv2d, depthwise_conv2d
-from .ops import (
-    conv2d_backprop_filter,
-    depthwise_conv2d_native_backprop_filter,
-    depthwise_conv2d_native_backprop_input,
-)
+import sys as _sys
 
 __version__ = "0.1.0"
-__all__ = [
-    "build_info",
-    "conv2d",
-    "conv2d_backprop_filter",
-    "depthwise_conv2d",
-    "depthwise_conv2d_native_backprop_filter",
-    "depthwise_conv2d_native_backprop_input",
-    "disable",
-    "dropin",
-    "enable",
-    "is_enabled",
-    "layers",
-    "nn",
-]
+
+
+def _started_by_cli() -> bool:
+    """True while ``python -m tf_convgrad`` imports this package, before its __main__ runs.
+
+    The interpreter passes argv[0] == "-m" while runpy looks for the module; runpy's frame names
+    the module it is about to run. Any other import (a script, ``python -m some.other.module``,
+    ``python -m tf_convgrad.bench``) loads the API at once.
+    """
+    if _sys.argv[:1] != ["-m"]:
+        return False
+    frame = _sys._getframe(1)
+    while frame is not None:
+        if frame.f_globals.get("__name__") == "runpy" and frame.f_locals.get("mod_name") in (
+            "tf_convgrad",
+            "tf_convgrad.__main__",
+        ):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _load() -> None:
+    """Loads the API (TensorFlow, the op library, the gradients) into the package."""
+    from . import _api
+
+    globals().update({name: getattr(_api, name) for name in _api.__all__})
+
+
+if not _started_by_cli():
+    from ._api import *  # noqa: F403 -- the public API
+    from ._api import __all__  # noqa: F401

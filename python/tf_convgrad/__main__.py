@@ -14,7 +14,10 @@ Commands:
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
+import tempfile
 from collections.abc import Sequence
 
 
@@ -39,14 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Prints the package version, the TensorFlow the op library was built for, the "
         "instruction-set level its CPU cores run at (TF_CONVGRAD_ISA forces one) and the compiler.",
     )
-    about.set_defaults(handler=_info)
+    about.set_defaults(handler=_info, command_parser=about)
     check = commands.add_parser(
         "crosscheck",
         help="cross-check ours and TF's kernels against float64 (errors, ULPs, determinism)",
         description=crosscheck.DESCRIPTION,
     )
     crosscheck.add_arguments(check)
-    check.set_defaults(handler=crosscheck.run)
+    check.set_defaults(handler=crosscheck.run, command_parser=check)
     timing = commands.add_parser(
         "bench",
         help="time ours against TF's CPU kernels (oneDNN on and off) with roofline figures, "
@@ -55,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     bench.add_arguments(timing)
-    timing.set_defaults(handler=bench.run)
+    timing.set_defaults(handler=bench.run, command_parser=timing)
     return parser
 
 
@@ -77,9 +80,51 @@ class _InfoAction(argparse.Action):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parses ``argv`` and runs the chosen command; returns its exit code."""
-    args = build_parser().parse_args(argv)
+    """Parses ``argv`` and runs the chosen command; returns its exit code.
+
+    TensorFlow's C++ log (oneDNN notices, ``failed call to cuInit`` on machines without a GPU)
+    is off unless TF_CPP_MIN_LOG_LEVEL says otherwise; the tools report errors themselves.
+    """
+    quiet = "TF_CPP_MIN_LOG_LEVEL" not in os.environ
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # the subcommand's own usage, not the top-level one
+        args.command_parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    _load_api(quiet)  # after parsing: --help needs no TensorFlow
     return args.handler(args)
+
+
+# What TensorFlow 2.21 writes to stderr at import whatever TF_CPP_MIN_LOG_LEVEL says (absl logs
+# before its initialisation): the oneDNN and CUDA-driver notices and the CPU-feature hint.
+_IMPORT_NOISE = re.compile(
+    r"WARNING: All log messages before absl::InitializeLog|[IW]\d{4} \d|To enable the following "
+    r"instructions|.*rebuild TensorFlow with the appropriate compiler flags"
+)
+
+
+def _load_api(quiet: bool) -> None:
+    """Imports TensorFlow, the op library and the API; with ``quiet``, drops TF's import notices
+    from stderr (everything else written there during the import is passed on)."""
+    import tf_convgrad
+
+    if not quiet:
+        tf_convgrad._load()
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            tf_convgrad._load()
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode(errors="replace").splitlines(keepends=True):
+                if not _IMPORT_NOISE.match(line):
+                    sys.stderr.write(line)
 
 
 if __name__ == "__main__":

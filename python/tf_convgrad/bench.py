@@ -520,7 +520,7 @@ def run_memory(args, cases):
     report = {
         "date": time.strftime("%Y-%m-%d"),
         "mode": "memory",
-        "machine": {"cpus": os.cpu_count()},
+        "machine": {"cpu": _cli.cpu_model(), "cpus": os.cpu_count()},
         "env": MEMORY_ENV,
         "fresh_processes": bool(args.fresh),
         "resolution_bytes": RESOLUTION,
@@ -699,6 +699,7 @@ def run(args):
     report = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": {
+            "cpu": _cli.cpu_model(),
             "sgemm_gflops": peak,
             "bandwidth_gbs": bw,
             "cpus": os.cpu_count(),
@@ -719,7 +720,8 @@ def run(args):
 def format_table(report):
     m = report["machine"]
     lines = [
-        f"date {report['date']}; {m['cpus']} CPUs; measured SGEMM {m['sgemm_gflops']:.0f} GFLOP/s, "
+        f"date {report['date']}; {m.get('cpu', 'CPU')}, {m['cpus']} CPUs; measured SGEMM "
+        f"{m['sgemm_gflops']:.0f} GFLOP/s, "
         f"bandwidth {m['bandwidth_gbs']:.1f} GB/s; ours at instruction-set level "
         f"{m.get('isa', '?')}",
         "ratio = TF's best (faster of oneDNN and native) / ours; >1 means ours is faster. "

@@ -165,10 +165,11 @@ def _one_model(name: str, policy: str, size: int, batch: int, steps: int, log) -
             step(which)
     with tf_convgrad.enable():
         types = _graph_types(models["ours"], tf.constant(x), tf.constant(y))
-    if not {OURS_PREFIX + t for t in TF_REPLACED} <= types or any(
+    # Ours in place of TF's (ResNet50 has no depthwise layer, so not always all three).
+    if not any(t.startswith(OURS_PREFIX) for t in types) or any(
         _is_replaced_tf_op(t) for t in types
     ):
-        raise RuntimeError(f"{name}: the enabled training step does not hold our three ops")
+        raise RuntimeError(f"{name}: the enabled training step does not run our ops only")
     times = {"stock": [], "ours": []}
     for i in range(steps):
         order = ("stock", "ours") if i % 2 == 0 else ("ours", "stock")
