@@ -79,9 +79,10 @@ def tiny_model(tmp_path_factory) -> str:
     x = layers.BatchNormalization()(x)
     x = layers.SeparableConv2D(12, 3, padding="same", activation="relu")(x)
     x = layers.Conv2DTranspose(6, 3, strides=2, padding="same")(x)
-    x = layers.SpatialDropout2D(0.3)(layers.Conv2D(16, 1)(x))
+    # Explicit names: automatic ones depend on the layers other tests created in this process.
+    x = layers.SpatialDropout2D(0.3, name="spatial_dropout2d")(layers.Conv2D(16, 1)(x))
     x = layers.Conv1D(8, 3, padding="same")(layers.Reshape((-1, 16))(x))
-    x = layers.Dropout(0.5)(layers.GlobalAveragePooling1D()(x))
+    x = layers.Dropout(0.5, name="dropout")(layers.GlobalAveragePooling1D()(x))
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
     keras.Model(inputs, layers.Dense(5)(x), name="tiny").save(path)
     return str(path)
