@@ -25,21 +25,8 @@ g++ -O3 -march=native -mno-avx512fp16 -mprefer-vector-width=512 -ffp-contract=fa
   -I. -I"$INC" -o "$OUT/cpu_cores_bench" tools/cpu_cores_bench.cc tf_ops/cc/kernels/cpu/*.cc -lpthread
 if [ "${1:-}" = build ]; then exit 0; fi
 
-# The float32 layers below 1.0 in at least one of docs/PERF.md's runs (op N H W C K stride M|Cout padding).
-LAYERS=(
-  "dbf 32 7 7 960 3 1 1 SAME"
-  "dbf 16 113 113 96 3 2 1 VALID"
-  "dbf 16 112 112 32 3 1 1 SAME"
-  "dbf 1 112 112 32 3 1 1 SAME"
-  "dbi 1 112 112 32 3 1 1 SAME"
-  "dbi 32 14 14 384 3 1 1 SAME"
-  "cbf 8 230 230 3 7 2 64 VALID"
-  "cbf 16 56 56 64 3 1 64 SAME"
-  "cbf 16 56 56 256 1 1 64 SAME"
-  "cbf 32 28 28 128 3 1 128 SAME"
-  "cbf 32 14 14 256 3 1 256 SAME"
-  "cbf 32 7 7 512 3 1 512 SAME"
-)
+# The layers both harness scripts time (one list: tools/profile_layers.txt).
+mapfile -t LAYERS < <(grep -v -e "^#" -e "^$" tools/profile_layers.txt)
 if [ $# -gt 0 ]; then LAYERS=("$*"); fi
 for layer in "${LAYERS[@]}"; do
   # shellcheck disable=SC2086

@@ -58,21 +58,8 @@ build "$DISPATCH" dispatch
 if [[ $only_build == 1 ]]; then exit 0; fi
 REPS=${ISA_AB_REPS:-}
 
-# The float32 layers of scripts/profile_cores.sh (op N H W C K stride M|Cout padding).
-LAYERS=(
-  "dbf 32 7 7 960 3 1 1 SAME"
-  "dbf 16 113 113 96 3 2 1 VALID"
-  "dbf 16 112 112 32 3 1 1 SAME"
-  "dbf 1 112 112 32 3 1 1 SAME"
-  "dbi 1 112 112 32 3 1 1 SAME"
-  "dbi 32 14 14 384 3 1 1 SAME"
-  "cbf 8 230 230 3 7 2 64 VALID"
-  "cbf 16 56 56 64 3 1 64 SAME"
-  "cbf 16 56 56 256 1 1 64 SAME"
-  "cbf 32 28 28 128 3 1 128 SAME"
-  "cbf 32 14 14 256 3 1 256 SAME"
-  "cbf 32 7 7 512 3 1 512 SAME"
-)
+# The layers both harness scripts time (one list: tools/profile_layers.txt).
+mapfile -t LAYERS < <(grep -v -e "^#" -e "^$" tools/profile_layers.txt)
 if [[ -n ${ISA_AB_LAYERS:-} ]]; then LAYERS=("$ISA_AB_LAYERS"); fi
 
 # Variants: name, harness, TF_CONVGRAD_ISA.
