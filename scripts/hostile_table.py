@@ -191,7 +191,7 @@ def main() -> int:
     def get(case, impl, mode, label):
         return results.get(f"{case.id}|{impl}|{mode}|{label}")
 
-    from tf_convgrad import oracle  # noqa: PLC0415
+    from tf_convgrad.tools import oracle  # noqa: PLC0415
 
     table = collections.defaultdict(list)
     summary = collections.Counter()

@@ -1,7 +1,7 @@
 """pytest configuration for the tf_convgrad suite.
 
 * Turns oneDNN off *before* TensorFlow is imported, so that every in-process ``tf.raw_ops`` call
-  runs TF's native CPU kernels (oneDNN is only ever reached through ``tf_convgrad.oracle``, in
+  runs TF's native CPU kernels (oneDNN is only ever reached through ``tf_convgrad.tools.oracle``, in
   its own subprocess, see ``onednn_results``).
 * Seeds NumPy and TF for every test (the value tests draw their data from per-case seeds anyway).
 """
@@ -61,9 +61,9 @@ class OneDnnResults:
     @staticmethod
     def _run(tier: str) -> dict:
         try:
-            from tf_convgrad import oracle  # noqa: PLC0415
+            from tf_convgrad.tools import oracle  # noqa: PLC0415
         except ImportError as error:  # pragma: no cover - the oracle is part of the package
-            pytest.fail(f"tf_convgrad.oracle is missing: {error}")
+            pytest.fail(f"tf_convgrad.tools.oracle is missing: {error}")
         triples = onednn_cases({"default": configs.DEFAULT, "slow": configs.SLOW}[tier])
         oracle_cases = []
         for case, dtype, data_format in triples:

@@ -4,8 +4,8 @@
     python tests/isa_worker.py [--quick]
 
 Each case runs twice; the result is compared with the package's float64 reference
-(``tf_convgrad.reference``) on the same dtype-rounded inputs, and the two runs bitwise. Prints one
-JSON object: ``{"info": tf_convgrad.build_info(), "results": [...]}``, a result being ``{"id",
+(``tf_convgrad.tools.reference``) on the same dtype-rounded inputs, and the two runs bitwise. Prints
+one JSON object: ``{"info": tf_convgrad.build_info(), "results": [...]}``, a result being ``{"id",
 "err", "tol", "deterministic", "sha256"}`` or ``{"id", "error"}``. Checks nothing itself: the
 caller asserts. Small on purpose: under ``qemu-x86_64`` every case costs seconds.
 """
@@ -21,7 +21,7 @@ import ml_dtypes
 import numpy as np
 import tensorflow as tf
 import tf_convgrad
-from tf_convgrad import reference
+from tf_convgrad.tools import reference
 
 from configs import TOL  # the value tests' norm-relative tolerances
 

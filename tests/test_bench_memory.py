@@ -11,7 +11,7 @@ import argparse
 import json
 
 import pytest
-from tf_convgrad import bench
+from tf_convgrad.tools import bench
 
 MIB = 1 << 20
 # 2x64x64x128 float32 = 4 MiB of dx; 3x3 filter, stride 1: our scratch is tens of KiB.

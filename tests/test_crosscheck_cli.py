@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from tf_convgrad import __main__ as cli
-from tf_convgrad import crosscheck
+from tf_convgrad.tools import crosscheck
 
 SMALL_JSON = {
     "configs": [
@@ -279,7 +279,8 @@ def test_dtype_spellings_agree_across_tools():
     """crosscheck and bench take the same dtype spellings (f32 and float32 alike)."""
     import argparse
 
-    from tf_convgrad import _cli, bench, crosscheck
+    from tf_convgrad import _cli
+    from tf_convgrad.tools import bench, crosscheck
 
     for add in (crosscheck.add_arguments, bench.add_arguments):
         parser = argparse.ArgumentParser()

@@ -17,7 +17,8 @@ import sys
 
 import pytest
 from tf_convgrad import __main__ as cli
-from tf_convgrad import dropin, model_check
+from tf_convgrad import dropin
+from tf_convgrad.tools import model_check
 
 KINDS = {"Conv2D", "DepthwiseConv2D", "SeparableConv2D:dw", "SeparableConv2D:pw",
          "Conv2DTranspose", "Conv1D"}  # fmt: skip

@@ -1,4 +1,4 @@
-"""bench --train (tf_convgrad.train_bench): trace parsing and report, on canned data; one
+"""bench --train (tf_convgrad.tools.train_bench): trace parsing and report, on canned data; one
 small real run in the slow tier."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import sys
 from types import SimpleNamespace
 
 import pytest
-from tf_convgrad import train_bench
+from tf_convgrad.tools import train_bench
 
 
 def test_event_op_types_including_ours():

@@ -6,8 +6,8 @@
    once, so they must be within about one unit roundoff of the exact result.
 2. ``tf.raw_ops`` with TF's native kernels (in process; conftest turned oneDNN off), NHWC, where
    TF's kernels compute the case correctly (``helpers.tf_native_supports``).
-3. ``tf.raw_ops`` with oneDNN (one subprocess per tier through ``tf_convgrad.oracle``), float32
-   and bfloat16, NHWC and NCHW, SAME/VALID.
+3. ``tf.raw_ops`` with oneDNN (one subprocess per tier through ``tf_convgrad.tools.oracle``),
+   float32 and bfloat16, NHWC and NCHW, SAME/VALID.
 
 Comparisons between two implementations use ``2 * TOL``: each is within ``TOL`` of the reference.
 TF's native half/bfloat16 kernels accumulate in T (docs/SEMANTICS.md, "Numerics: accumulation

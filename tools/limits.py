@@ -19,7 +19,7 @@ count for the slice) and:
               or too few tasks).
 
   .venv/bin/python tools/limits.py [--harness build-profile/cpu_cores_bench] [--rounds 3] [--json]
-(about 4 minutes; the layers are the benchmark's own, from tf_convgrad.bench.suite.)
+(about 4 minutes; the layers are the benchmark's own, from tf_convgrad.tools.bench.suite.)
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import re
 import subprocess
 import sys
 
-from tf_convgrad import bench
+from tf_convgrad.tools import bench
 
 CACHE_BYTES = 800 << 10
 LINE = re.compile(r"min ([0-9.]+) ms")

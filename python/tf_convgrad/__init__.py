@@ -18,7 +18,7 @@ def _started_by_cli() -> bool:
 
     The interpreter passes argv[0] == "-m" while runpy looks for the module; runpy's frame names
     the module it is about to run. Any other import (a script, ``python -m some.other.module``,
-    ``python -m tf_convgrad.bench``) loads the API at once.
+    ``python -m tf_convgrad.tools.bench``) loads the API at once.
     """
     if _sys.argv[:1] != ["-m"]:
         return False

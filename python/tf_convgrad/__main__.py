@@ -5,10 +5,10 @@ Commands:
         instruction-set level the CPU cores run at (and how it was chosen) and the compiler.
     crosscheck: Our ops, TF's native, oneDNN and (with a GPU) GPU kernels against a float64
         reference over a grid of configurations: errors, ULP distances, determinism and the
-        kernel TF ran (see :mod:`tf_convgrad.crosscheck`).
+        kernel TF ran (see :mod:`tf_convgrad.tools.crosscheck`).
     bench: Ours against TF's oneDNN and native CPU kernels, interleaved, with the machine's
         measured peak, bandwidth and each layer's roofline; with ``--memory``, the peak resident
-        memory of one call instead (see :mod:`tf_convgrad.bench`).
+        memory of one call instead (see :mod:`tf_convgrad.tools.bench`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, one subcommand per tool."""
-    from . import bench, crosscheck
+    from .tools import bench, crosscheck
 
     parser = argparse.ArgumentParser(
         prog="python -m tf_convgrad",

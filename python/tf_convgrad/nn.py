@@ -35,7 +35,8 @@ from typing import Any
 
 import tensorflow as tf
 
-from . import ops, reference
+from . import ops
+from .tools import reference
 
 __all__ = [
     "check_not_xla",

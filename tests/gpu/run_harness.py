@@ -9,7 +9,7 @@ Builds the kernel sources of ``tf_ops/cc/kernels/gpu`` into a small library with
    the same problems with each kernel variant forced (generic filter path, 64-bit indexing,
    several reduction splits, SIMT instead of tensor cores). Outputs and scratch are poisoned
    with NaN bytes first; results are compared with the float64 NumPy reference
-   (``python/tf_convgrad/reference.py``) by ``max|ours - ref| / max|ref|`` against the test
+   (``python/tf_convgrad/tools/reference.py``) by ``max|ours - ref| / max|ref|`` against the test
    suite's tolerances, empty reductions must give exact zeros, and repeated runs must be
    bitwise identical. On a GPU, PyTorch (cuDNN, TF32 off) is computed too and its error shown.
 2. **Over 2^31 elements** (GPU): one case per op whose input or output exceeds 2^31 elements,
@@ -66,7 +66,7 @@ def _load_module(name: str, path: Path):
 
 
 # NumPy-only references, loaded by path (importing the tf_convgrad package would import TF).
-REF = _load_module("tfcg_reference", ROOT / "python" / "tf_convgrad" / "reference.py")
+REF = _load_module("tfcg_reference", ROOT / "python" / "tf_convgrad" / "tools" / "reference.py")
 NAIVE = _load_module("tfcg_naive_reference", ROOT / "tests" / "reference.py")
 
 OPS = ("cbf", "dbf", "dbi")
@@ -870,8 +870,8 @@ def _t_err(t, got, ref) -> float:
 def _f64_ref(t, p: Problem, first, dy):
     """float64 reference with plain tensor ops on the GPU, for CUDA tensors in our layouts.
 
-    The same shifted-slice formulation as python/tf_convgrad/reference.py (no cuDNN): the input
-    is zero-padded once and each filter tap reads one strided slice of it.
+    The same shifted-slice formulation as python/tf_convgrad/tools/reference.py (no cuDNN): the
+    input is zero-padded once and each filter tap reads one strided slice of it.
     """
     g = p.geo
     nchw = p.data_format == "NCHW"

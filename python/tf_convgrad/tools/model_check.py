@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from . import _cli, crosscheck
+from .. import _cli
+from . import crosscheck
 
 __all__ = ["APPLICATIONS", "FACTOR", "FLOOR", "add_arguments", "check_model", "run", "tolerance"]
 
@@ -214,7 +215,7 @@ def gradients(model, inputs, cotangents, repeats: int, ours: bool, label: str) -
     """
     import tensorflow as tf
 
-    from . import dropin
+    from .. import dropin
 
     variables = model.trainable_variables
     dtype = model.inputs[0].dtype

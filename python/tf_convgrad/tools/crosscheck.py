@@ -54,7 +54,8 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from . import _cli, oracle, reference
+from .. import _cli
+from . import oracle, reference
 
 __all__ = [
     "Config",
@@ -701,7 +702,7 @@ def _run_ours(case: dict[str, Any]) -> dict[str, Any]:
     """Our op on one case, in this process (same code path as the oracle's workers)."""
     import tensorflow as tf
 
-    ours = importlib.import_module(__package__ or "tf_convgrad")  # loads our op library
+    ours = importlib.import_module("tf_convgrad")  # loads our op library
     logger = tf.get_logger()
     level = logger.level
     logger.setLevel("ERROR")  # one tf.function per case in "function" mode: no retracing warnings
@@ -846,7 +847,7 @@ def run_grid(
         for (config, dtype), args in zip(pairs, args_list, strict=True)
     ]  # fmt: skip
     # Load our library before starting the workers, so that a missing build fails fast.
-    importlib.import_module(__package__ or "tf_convgrad")
+    importlib.import_module("tf_convgrad")
     workers: dict[str, tuple[bool, list[dict[str, Any]]]] = {}
     if with_tf and "cpu" in devices:
         workers["tf_native"] = (False, cases)
@@ -1320,7 +1321,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point for ``python -m tf_convgrad.crosscheck``.
+    """Entry point for ``python -m tf_convgrad.tools.crosscheck``.
 
     Args:
         argv: Command-line arguments (``sys.argv[1:]`` by default).

@@ -57,7 +57,7 @@ import sys
 import tempfile
 import time
 
-from . import _cli
+from .. import _cli
 
 OPS = {
     "CBF": "Conv2DBackpropFilter",
@@ -346,7 +346,7 @@ def _memory_worker(cases, impl, out_path, repeats=3):
 def _isa_level() -> str:
     """The instruction-set level of our CPU cores in this process, and so in the workers, which
     inherit TF_CONVGRAD_ISA (``python -m tf_convgrad info``)."""
-    from . import _loader
+    from .. import _loader
 
     return _loader.build_info()["isa"]
 
@@ -387,7 +387,7 @@ def _run_workers(cases, budget, progress):
         for setting in ("onednn", "native"):
             env["TF_ENABLE_ONEDNN_OPTS"] = "1" if setting == "onednn" else "0"
             res_path = os.path.join(tmp, f"{setting}.json")
-            cmd = [sys.executable, "-m", "tf_convgrad.bench", "--worker", case_path, res_path,
+            cmd = [sys.executable, "-m", "tf_convgrad.tools.bench", "--worker", case_path, res_path,
                    str(budget)]  # fmt: skip
             proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
             for line in proc.stderr:
@@ -456,8 +456,8 @@ def _run_memory_workers(cases, fresh, progress, workers=_MEMORY_WORKERS):
             for batch in batches:
                 with open(case_path, "w") as f:
                     json.dump(batch, f)
-                cmd = [sys.executable, "-m", "tf_convgrad.bench", "--memory-worker", case_path,
-                       call, res_path]  # fmt: skip
+                cmd = [sys.executable, "-m", "tf_convgrad.tools.bench", "--memory-worker",
+                       case_path, call, res_path]  # fmt: skip
                 proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
                 tail = []
                 for line in proc.stderr:
@@ -830,6 +830,6 @@ if __name__ == "__main__":
         with open(sys.argv[2]) as f:
             _memory_worker(json.load(f), sys.argv[3], sys.argv[4])
     else:
-        p = argparse.ArgumentParser(prog="python -m tf_convgrad.bench")
+        p = argparse.ArgumentParser(prog="python -m tf_convgrad.tools.bench")
         add_arguments(p)
         sys.exit(run(p.parse_args()))

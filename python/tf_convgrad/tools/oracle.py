@@ -167,7 +167,7 @@ def run_raw_ops(
         workdir = Path(tmp)
         with open(workdir / "tasks.pkl", "wb") as f:
             pickle.dump(tasks, f, protocol=pickle.HIGHEST_PROTOCOL)
-        package_parent = str(Path(__file__).resolve().parent.parent)
+        package_parent = str(Path(__file__).resolve().parents[2])  # python/
         start = 0
         while start < len(tasks):
             remaining = deadline - time.monotonic()

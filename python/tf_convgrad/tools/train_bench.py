@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 
-from . import _cli
+from .. import _cli
 
 MODELS = {
     "mobilenet_v2": "MobileNetV2",
