@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from tf_convgrad import __main__ as cli
-from tf_convgrad.tools import crosscheck
+from tf_convgrad.tools import crosscheck, metrics
 
 SMALL_JSON = {
     "configs": [
@@ -45,20 +45,20 @@ def small_json(tmp_path):
 
 def test_ulp_distance_known_values():
     one_up = float(np.nextafter(np.float32(1), np.float32(2)))
-    assert crosscheck.ulp_distance(np.array([one_up]), np.array([1.0]), "float32") == 1
-    assert crosscheck.ulp_distance(np.array([-0.0, 2.0]), np.array([0.0, 2.0]), "float32") == 0
+    assert metrics.ulp_distance(np.array([one_up]), np.array([1.0]), "float32") == 1
+    assert metrics.ulp_distance(np.array([-0.0, 2.0]), np.array([0.0, 2.0]), "float32") == 0
     tiny = float(np.finfo(np.float32).smallest_subnormal)
-    assert crosscheck.ulp_distance(np.array([tiny]), np.array([-tiny]), "float32") == 2
+    assert metrics.ulp_distance(np.array([tiny]), np.array([-tiny]), "float32") == 2
     # The reference is rounded to the dtype first: 1 + 2**-10 rounds to 1 in bfloat16.
     bf_up = float(np.nextafter(ml_dtypes.bfloat16(1), ml_dtypes.bfloat16(2)))
-    assert crosscheck.ulp_distance(np.array([bf_up]), np.array([1 + 2**-10]), "bfloat16") == 1
-    assert crosscheck.ulp_distance(np.array([1.0]), np.array([1 + 2**-12]), "float16") == 0
-    assert crosscheck.ulp_distance(np.array([3.0]), np.array([-3.0]), "float16") == 2 * 0x4200
+    assert metrics.ulp_distance(np.array([bf_up]), np.array([1 + 2**-10]), "bfloat16") == 1
+    assert metrics.ulp_distance(np.array([1.0]), np.array([1 + 2**-12]), "float16") == 0
+    assert metrics.ulp_distance(np.array([3.0]), np.array([-3.0]), "float16") == 2 * 0x4200
     big = np.array([1e300])
-    assert crosscheck.ulp_distance(np.nextafter(big, 2 * big), big, "float64") == 1
-    assert crosscheck.ulp_distance(np.array([np.nan]), np.array([1.0]), "float32") == np.inf
-    assert crosscheck.ulp_distance(np.zeros(2), np.zeros(3), "float32") == np.inf
-    assert crosscheck.ulp_distance(np.zeros((0, 3)), np.zeros((0, 3)), "float64") == 0
+    assert metrics.ulp_distance(np.nextafter(big, 2 * big), big, "float64") == 1
+    assert metrics.ulp_distance(np.array([np.nan]), np.array([1.0]), "float32") == np.inf
+    assert metrics.ulp_distance(np.zeros(2), np.zeros(3), "float32") == np.inf
+    assert metrics.ulp_distance(np.zeros((0, 3)), np.zeros((0, 3)), "float64") == 0
 
 
 def test_entry_classifies_results():

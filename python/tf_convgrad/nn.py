@@ -35,8 +35,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from . import ops
-from .tools import reference
+from . import _geometry, ops
 
 __all__ = [
     "check_not_xla",
@@ -258,7 +257,7 @@ def geometry_problem(
             continue
         pads = (explicit[2 * axis], explicit[2 * axis + 1]) if explicit else (0, 0)
         try:
-            size, _, _ = reference.windowed_output_size(
+            size, _, _ = _geometry.windowed_output_size(
                 x[axis], k, attrs["dilations"][axis], attrs["strides"][axis], attrs["padding"],
                 *pads,
             )  # fmt: skip

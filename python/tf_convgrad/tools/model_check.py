@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from .. import _cli
-from . import crosscheck
+from . import crosscheck, metrics
 
 __all__ = ["APPLICATIONS", "FACTOR", "FLOOR", "add_arguments", "check_model", "run", "tolerance"]
 
@@ -44,7 +44,7 @@ APPLICATIONS = {
 # Ours and stock run the same float32 forward pass and differ only in the convolution-gradient
 # kernels, so a correct kernel's error is stock's plus one more float32 rounding of the same kind
 # (triangle inequality: ours_err <= stock_err + ||g_ours - g_stock|| / ||g64||). FLOOR is one op's
-# float32 tolerance in the op cross-check (crosscheck.TOLERANCES), for kernels whose stock error
+# float32 tolerance in the op cross-check (metrics.TOLERANCES), for kernels whose stock error
 # is below one op's rounding; FACTOR 2 lets our rounding, carried through the network, grow as
 # large as stock's whole error. Measured at the defaults (128x128, batch 4, seed 0) on the four
 # applications (240 kernels): ours/stock 0.81-1.14 and ||g_ours - g_stock|| / ||g64|| <= 5e-6,
@@ -53,7 +53,7 @@ APPLICATIONS = {
 # float64's by 1e-13), and ours shares that. A wrong kernel fails everywhere: a batch image
 # missing (ResNet50: errors 0.4-1.0 on all 53 kernels), a 1% scale error (MobileNetV2: all 52
 # kernels, 1.6x over the limit at the worst); in general 1% fails where stock's error < 0.3%.
-FLOOR = crosscheck.TOLERANCES["float32"]
+FLOOR = metrics.TOLERANCES["float32"]
 FACTOR = 2.0
 
 
