@@ -6,10 +6,11 @@
 
 The examples are split into chunks (default 5,000), chunk k using hypothesis seed SEED + k, so
 any chunk can be replayed alone with ``python tests/fuzz_harness.py --seed SEED+k --examples
-CHUNK ...``. Chunks run in worker processes, ``--workers`` at a time; a worker that dies is
-reported with its signal and the example it was running (the worker writes each example to a
-file before running it), and the run goes on with the next chunk. Progress lines come from the
-workers every 1,000 examples. At the end the report (default docs/FUZZ.md) is written from the
+CHUNK ...``. Chunks run in crash-isolated worker processes (``fuzz_harness.run_chunks``),
+``--workers`` at a time; a worker that dies is reported with its signal and the example it was
+running (the worker writes each example to a file before running it), and the run goes on with
+the next chunk in a fresh worker. Progress lines come from the workers every 1,000 examples and
+at the end of each chunk. At the end the report (default docs/FUZZ.md) is written from the
 chunks' summaries; the exit code is 1 if any chunk failed or crashed.
 """
 
@@ -18,17 +19,17 @@ from __future__ import annotations
 import argparse
 import collections
 import datetime
-import json
-import os
 import random
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-HARNESS = ROOT / "tests" / "fuzz_harness.py"
+import provenance
+
+ROOT = provenance.ROOT
+sys.path.insert(0, str(ROOT / "tests"))
+
+import fuzz_harness  # noqa: E402
 
 
 def main() -> int:
@@ -56,54 +57,25 @@ def main() -> int:
         f"{args.workers} workers",
         flush=True,
     )
-    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPP_MIN_LOG_LEVEL": "2"}
     start = time.monotonic()
-    results = []
-    with tempfile.TemporaryDirectory(prefix="tf_convgrad_fuzz_") as tmp:
-        pending = list(chunks)
-        running: dict = {}
-        while pending or running:
-            while pending and len(running) < args.workers:
-                chunk_seed, count = pending.pop(0)
-                current = Path(tmp) / f"current_{chunk_seed}.json"
-                summary = Path(tmp) / f"summary_{chunk_seed}.json"
-                command = [
-                    sys.executable,
-                    str(HARNESS),
-                    f"--seed={chunk_seed}",
-                    f"--examples={count}",
-                    f"--current={current}",
-                    f"--summary={summary}",
-                    f"--function-fraction={args.function_fraction}",
-                ]
-                if not args.shrinking:
-                    command.append("--fast")
-                proc = subprocess.Popen(command, env=env)
-                running[proc] = (chunk_seed, count, current, summary)
-            time.sleep(1)
-            for proc in [p for p in running if p.poll() is not None]:
-                chunk_seed, count, current, summary = running.pop(proc)
-                if summary.exists():
-                    result = json.loads(summary.read_text())
-                else:
-                    result = {
-                        "seed": chunk_seed,
-                        "examples": None,
-                        "failure": f"worker died (exit {proc.returncode}) while running: "
-                        + (current.read_text() if current.exists() else "(nothing yet)"),
-                        "stats": {},
-                    }
-                results.append(result)
-                done = sum(r["examples"] or 0 for r in results)
-                elapsed = time.monotonic() - start
-                status = "OK" if result["failure"] is None else "FAILED"
-                print(
-                    f"fuzz_long: chunk seed {chunk_seed} {status}; {done}/{args.examples} "
-                    f"examples in {elapsed:.0f} s",
-                    flush=True,
-                )
-                if result["failure"]:
-                    print(result["failure"][:3000], flush=True)
+
+    reported = [0]
+
+    def progress(done, total):  # called every poll: print only when a chunk finished
+        if done != reported[0]:
+            reported[0] = done
+            elapsed = time.monotonic() - start
+            print(f"fuzz_long: {done}/{total} chunks in {elapsed:.0f} s", flush=True)
+
+    results = fuzz_harness.run_chunks(
+        [fuzz_harness.chunk(s, n, not args.shrinking, args.function_fraction) for s, n in chunks],
+        workers=args.workers,
+        progress=progress,
+        output=lambda line: print(f"  {line}", flush=True),
+    )
+    for result in results:
+        if result["failure"]:
+            print(f"fuzz_long: chunk seed {result['seed']} FAILED:\n{result['failure'][:3000]}")
     elapsed = time.monotonic() - start
     _write_report(args, base, chunks, results, elapsed)
     failures = [r for r in results if r["failure"]]
@@ -111,27 +83,8 @@ def main() -> int:
     return 1 if failures else 0
 
 
-def _git_head() -> str:
-    try:
-        return subprocess.run(
-            ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def _library_label() -> str:
-    """The library our ops load, as the report may name it: never a path outside the repo."""
-    from tf_convgrad import _cli
-
-    return _cli.library_label(os.environ.get("TF_CONVGRAD_LIBRARY"), ROOT)
-
-
 def _write_report(args, base, chunks, results, elapsed) -> None:
-    library = _library_label()
+    library = provenance.library_label()
     stats = collections.Counter()
     for result in results:
         stats.update(result.get("stats", {}))
@@ -157,8 +110,9 @@ def _write_report(args, base, chunks, results, elapsed) -> None:
         "The property, checked against `fuzz_harness.model`, an independent plain-integer "
         "statement of which calls are valid:",
         "",
-        "* valid call: our result matches the float64 NumPy reference (`tests/reference.py`) on "
-        "the same T-rounded operands within the value tests' tolerance (`configs.TOL`: 1e-12, "
+        "* valid call: our result matches the float64 NumPy reference "
+        "(`tf_convgrad.tools.reference`) on the same T-rounded operands within the value tests' "
+        "tolerance (`tf_convgrad.tools.metrics.TOLERANCES`: 1e-12, "
         "2e-5, 1e-3, 8e-3 of max|ref| for double, float, half, bfloat16), with exact zeros where "
         "nothing contributes;",
         "* invalid call: `tf.errors.InvalidArgumentError`, nothing else;",
@@ -175,9 +129,8 @@ def _write_report(args, base, chunks, results, elapsed) -> None:
         ".venv/bin/python scripts/fuzz_long.py [--examples 100000] [--seed N] [--workers 2]",
         "```",
         "",
-        "splits the examples into chunks with seeds N, N+1, ...; chunk k replays alone with",
-        "`python tests/fuzz_harness.py --seed N+k --examples CHUNK --fast --current c.json "
-        "--summary s.json`.",
+        "splits the examples into chunks with seeds N, N+1, ...; chunk k replays alone, in one "
+        "process, with `python tests/fuzz_harness.py --seed N+k --examples CHUNK --fast`.",
         "",
         "## Result of the last long run",
         "",
@@ -195,7 +148,7 @@ def _write_report(args, base, chunks, results, elapsed) -> None:
         f"* Examples run: **{total}** in {elapsed / 60:.1f} minutes on 2 cores "
         f"({args.workers} workers)",
         f"* Failing chunks: **{len(failures)}**",
-        f"* Ours: source `{_git_head()}`, library: {library}",
+        f"* Ours: source `{provenance.git_head()}`, library: {library}",
         "",
         "| op | valid (eager) | valid (tf.function) | invalid (eager) | invalid (tf.function) |",
         "|---|---|---|---|---|",

@@ -7,8 +7,8 @@ side-by-side table docs/HOSTILE.md from those runs.
     .venv/bin/python scripts/hostile_table.py --json out.json # also the raw results
     .venv/bin/python scripts/hostile_table.py -k explicit     # only case ids containing "explicit"
 
-Every cell comes from an actual run in a crash-isolated worker process (hostile_cases.run); a
-crash is recorded with its signal and the worker is restarted after it. Takes ~10 minutes on two
+Every cell comes from an actual run in a crash-isolated worker process (subprocess_worker.run);
+a crash is recorded with its signal and the worker is restarted after it. Takes ~10 minutes on two
 cores (TF crashes cost a TensorFlow import each).
 """
 
@@ -20,19 +20,22 @@ import datetime
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+import provenance
+
+ROOT = provenance.ROOT
 sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # this process only builds the corpus
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import hostile_cases  # noqa: E402
 import numpy as np  # noqa: E402
+import subprocess_worker  # noqa: E402
 from hostile_cases import MODES  # noqa: E402
+from tf_convgrad._optable import OPS  # noqa: E402
 
 IMPLS = (
     ("ours", "ours", {}),
@@ -52,11 +55,6 @@ SHORT = {
     "garbage": "**garbage**",
     "wrong values": "**wrong**",
     "timeout": "**timeout**",
-}
-OP_TITLES = {
-    "cbf": "Conv2DBackpropFilter",
-    "dbf": "DepthwiseConv2dNativeBackpropFilter",
-    "dbi": "DepthwiseConv2dNativeBackpropInput",
 }
 
 
@@ -111,28 +109,6 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _library_label(override: str | None) -> str:
-    """The library our ops load (``TF_CONVGRAD_LIBRARY``, or None), as a generated doc may name
-    it: a repository-relative path, never one outside the repository."""
-    from tf_convgrad import _cli
-
-    return _cli.library_label(override, ROOT)
-
-
-def _provenance() -> tuple[str, str]:
-    """(git describe of the source tree, the library our ops load)."""
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        head = "unknown"
-    return head, _library_label(os.environ.get("TF_CONVGRAD_LIBRARY"))
-
-
 def _command(args: argparse.Namespace) -> str:
     """The command line that produced the table, repository-relative (no --out/--json paths)."""
     words = [".venv/bin/python", "scripts/hostile_table.py"]
@@ -168,17 +144,17 @@ def main() -> int:
         results, timings = saved["results"], saved["timings"]
         head, library = saved["head"], saved["library"]
         if library.startswith("/"):  # a raw path written by an older version of this script
-            library = _library_label(library)
+            library = provenance.library_label(library)
     else:
         results, timings = {}, {}
-        head, library = _provenance()
+        head, library = provenance.git_head(), provenance.library_label()
         for label, impl, env in IMPLS:
             runs = hostile_cases.runs_for(cases, impl)
             for run in runs:
                 run["key"] = f"{run['key']}|{label}"
             start = time.monotonic()
             results.update(
-                hostile_cases.run(
+                subprocess_worker.run(
                     runs, env, workers=args.workers, total_timeout=3600, progress=_progress(label)
                 )
             )
@@ -214,7 +190,7 @@ def main() -> int:
         tensors = case.spec["tensors"]
         dtype = tensors["out_backprop"]["dtype"]
         padding = case.spec["attrs"].get("padding", "")
-        kernel = oracle.predicted_kernel(OP_TITLES[case.op], dtype, padding, onednn=True)
+        kernel = oracle.predicted_kernel(OPS[case.op].tf_name, dtype, padding, onednn=True)
         onednn_cell = cells["onednn"] + ("" if kernel.startswith("_Mkl") else " (native kernel)")
         table[case.op].append(
             f"| `{case.id.split('-', 1)[1]}` | {case.category} | {expected} | {cells['ours']} "
@@ -294,7 +270,7 @@ def main() -> int:
     for op in ("cbf", "dbf", "dbi"):
         lines += [
             "",
-            f"## {OP_TITLES[op]}",
+            f"## {OPS[op].tf_name}",
             "",
             "| case | category | expected | ours | TF native | TF oneDNN | note |",
             "|---|---|---|---|---|---|---|",

@@ -13,12 +13,15 @@ The property: :func:`model` is an independent statement of which calls are valid
 ``docs/SEMANTICS.md``, "TensorFlow's validation checks and messages we mirror" and "Output size
 and padding", in plain Python integers, no overflow).
 
-* valid -> our result equals the float64 reference (``reference.py``) on the T-rounded operands
-  within ``configs.TOL[dtype]`` (exact zeros where nothing contributes);
+* valid -> our result equals the float64 reference (``tf_convgrad.tools.reference``) on the
+  T-rounded operands within ``metrics.TOLERANCES[dtype]`` (exact zeros where nothing
+  contributes);
 * invalid -> ``tf.errors.InvalidArgumentError`` is raised, nothing else (``ValueError`` while
   tracing a ``tf.function`` whose sizes vector does not have 4 elements: the shape function
   sees its length);
-* never a crash: the long run executes in worker processes and names the case that killed one.
+* never a crash: chunks of examples run in crash-isolated worker processes
+  (``tf_convgrad.tools.worker``); each example is written to a file before it runs, so a crash
+  is reported with its signal and the example that caused it.
 
 Sizes stay small (no allocation can fail), so ``ResourceExhaustedError`` is never expected here;
 the hostile corpus (``hostile_cases.py``) covers absurd sizes.
@@ -29,8 +32,10 @@ draws every choice through hypothesis (failures shrink; the default suite's run)
 generate, no shrinking; the long run's default, since hypothesis' per-draw cost otherwise
 dominates).
 
-Run as a script, this module is the long run's worker: ``python tests/fuzz_harness.py --seed S
---examples N --current FILE --summary FILE [--fast]``.
+:func:`run_chunks` runs chunks of examples (a hypothesis seed and a count each) in worker
+processes, for ``tests/test_fuzz.py`` and ``scripts/fuzz_long.py``. Run as a script, this module
+replays one chunk in this process: ``python tests/fuzz_harness.py --seed S --examples N [--fast]
+[--function-fraction F] [--current FILE] [--summary FILE]``.
 """
 
 from __future__ import annotations
@@ -40,20 +45,24 @@ import collections
 import json
 import os
 import sys
+import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-import numpy as np
-from hypothesis import HealthCheck, Phase, given, seed, settings
-from hypothesis import strategies as st
+if __name__ == "__main__":  # a replay: TF reads these when the imports below load it
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import reference
+import numpy as np  # noqa: E402
+from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from tf_convgrad import _optable  # noqa: E402
+from tf_convgrad.tools import metrics, reference, worker  # noqa: E402
 
-OPS = ("cbf", "dbf", "dbi")
-DTYPES = ("float16", "bfloat16", "float32", "float64")
+HERE = Path(__file__).resolve().parent
 BIG = 2**31 - 1
-TOL = {"float64": 1e-12, "float32": 2e-5, "float16": 1e-3, "bfloat16": 8e-3}  # = configs.TOL
-SIZES_NAME = {"cbf": "filter_sizes", "dbf": "filter_sizes", "dbi": "input_sizes"}
 CORRUPTIONS = (
     "stride_value",
     "stride_len",
@@ -98,7 +107,12 @@ class Example:
 
 
 def _out_size(in_size, k, stride, dilation, padding, before, after):
-    """(out, pad_before) or None when negative. A filter with 0 taps has effective size 0."""
+    """(out, pad_before) or None when negative. A filter with 0 taps has effective size 0.
+
+    The model's own statement of the rule, on purpose not ``tf_convgrad._geometry``'s
+    ``windowed_output_size`` (which also differs for 0 taps: ``1 - dilation``, where the C++
+    validation uses 0 as here).
+    """
     eff = (k - 1) * dilation + 1 if k > 0 else 0
     if padding == "VALID":
         num, pad = in_size - eff + stride, 0
@@ -237,8 +251,8 @@ def fast_examples(function_fraction: float = 0.05):
 
 
 def generate(src, function_fraction: float) -> Example:
-    op = src.choice(OPS)
-    dtype = src.choice(DTYPES)
+    op = src.choice(_optable.KEYS)
+    dtype = src.choice(metrics.DTYPES)
     fmt = src.choice(("NHWC", "NCHW"))
     padding = src.choice(("SAME", "VALID", "EXPLICIT"))
     mode = "function" if src.int(0, 999) < function_fraction * 1000 else "eager"
@@ -296,40 +310,33 @@ def generate(src, function_fraction: float) -> Example:
         for kind in [src.choice(CORRUPTIONS) for _ in range(src.int(1, 2))]:
             corruptions.append(kind)
             # Each corruption applies to what an earlier one left (a list may be shorter now).
-            if kind in ("stride_value", "dilation_value"):
-                key = "strides" if kind == "stride_value" else "dilations"
+            if kind in ("stride_value", "dilation_value", "stride_batch_depth",
+                        "dilation_batch_depth"):  # fmt: skip
+                key = "strides" if kind.startswith("stride") else "dilations"
                 if len(attrs[key]) != 4:
                     corruptions.pop()  # not applicable after an earlier corruption
                     continue
-                attrs[key][src.choice(hw_idx)] = src.choice(HOSTILE_INTS)
+                if kind.endswith("_value"):
+                    attrs[key][src.choice(hw_idx)] = src.choice(HOSTILE_INTS)
+                else:
+                    attrs[key][src.choice((n_idx, c_idx))] = src.choice((0, 2, -1, BIG))
             elif kind in ("stride_len", "dilation_len"):
                 key = "strides" if kind == "stride_len" else "dilations"
                 length = src.choice((0, 1, 3, 5))
                 attrs[key] = (attrs[key] + [1, 1])[:length]
-            elif kind in ("stride_batch_depth", "dilation_batch_depth"):
-                key = "strides" if kind == "stride_batch_depth" else "dilations"
-                if len(attrs[key]) != 4:
-                    corruptions.pop()  # not applicable after an earlier corruption
-                    continue
-                attrs[key][src.choice((n_idx, c_idx))] = src.choice((0, 2, -1, BIG))
             elif kind == "explicit_len":
                 attrs["explicit_paddings"] = [1] * src.choice((0, 2, 4, 6, 7, 9))
                 attrs["padding"] = "EXPLICIT"
-            elif kind == "explicit_negative":
+            elif kind in ("explicit_negative", "explicit_batch_depth"):
                 attrs["padding"] = "EXPLICIT"
                 base = list(attrs["explicit_paddings"]) or [0] * 8
                 if len(base) != 8:
                     corruptions.pop()  # not applicable after an earlier corruption
                     continue
-                base[src.choice([2 * i for i in hw_idx])] = src.choice((-1, -(2**31), -(2**62)))
-                attrs["explicit_paddings"] = base
-            elif kind == "explicit_batch_depth":
-                attrs["padding"] = "EXPLICIT"
-                base = list(attrs["explicit_paddings"]) or [0] * 8
-                if len(base) != 8:
-                    corruptions.pop()  # not applicable after an earlier corruption
-                    continue
-                base[src.choice((2 * n_idx, 2 * n_idx + 1, 2 * c_idx, 2 * c_idx + 1))] = 1
+                if kind == "explicit_negative":
+                    base[src.choice([2 * i for i in hw_idx])] = src.choice((-1, -(2**31), -(2**62)))
+                else:
+                    base[src.choice((2 * n_idx, 2 * n_idx + 1, 2 * c_idx, 2 * c_idx + 1))] = 1
                 attrs["explicit_paddings"] = base
             elif kind == "explicit_with_same_valid":
                 attrs["padding"] = src.choice(("SAME", "VALID"))
@@ -378,18 +385,6 @@ def generate(src, function_fraction: float) -> Example:
 # Checking one example
 # --------------------------------------------------------------------------------------------------
 
-_NP = {}
-
-
-def _round(x: np.ndarray, dtype: str) -> np.ndarray:
-    if not _NP:
-        import ml_dtypes  # noqa: PLC0415
-
-        _NP.update(
-            float64=np.float64, float32=np.float32, float16=np.float16, bfloat16=ml_dtypes.bfloat16
-        )
-    return x.astype(_NP[dtype]).astype(np.float64)
-
 
 def _to_nhwc(x: np.ndarray, fmt: str) -> np.ndarray:
     return x if fmt == "NHWC" else x.transpose(0, 2, 3, 1)
@@ -397,17 +392,13 @@ def _to_nhwc(x: np.ndarray, fmt: str) -> np.ndarray:
 
 def _reference(ex: Example, geometry: dict, first: np.ndarray, dy: np.ndarray) -> np.ndarray:
     big = max(*geometry["strides"], *geometry["dilations"]) > 64
-    suffix = "naive" if big else "fast"
-    dy_nhwc = _to_nhwc(dy, ex.data_format)
+    kernel = reference.KERNELS["loops" if big else "einsum"][ex.op]
+    if ex.op == "dbi":
+        operand, shape = first, geometry["input_nhwc"]
+    else:
+        operand, shape = _to_nhwc(first, ex.data_format), geometry["filter"]
     args = (geometry["strides"], geometry["dilations"], geometry["pads_before"])
-    if ex.op == "cbf":
-        fn = getattr(reference, f"conv2d_backprop_filter_{suffix}")
-        return fn(_to_nhwc(first, ex.data_format), dy_nhwc, tuple(geometry["filter"]), *args)
-    if ex.op == "dbf":
-        fn = getattr(reference, f"depthwise_backprop_filter_{suffix}")
-        return fn(_to_nhwc(first, ex.data_format), dy_nhwc, tuple(geometry["filter"]), *args)
-    fn = getattr(reference, f"depthwise_backprop_input_{suffix}")
-    return fn(first, dy_nhwc, tuple(geometry["input_nhwc"]), *args)
+    return kernel(operand, _to_nhwc(dy, ex.data_format), tuple(shape), *args)
 
 
 class Checker:
@@ -419,23 +410,19 @@ class Checker:
 
         self.tf = tf
         tf.get_logger().setLevel("ERROR")  # one tf.function per example: retracing warnings
-        self.fns = {
-            "cbf": tf_convgrad.conv2d_backprop_filter,
-            "dbf": tf_convgrad.depthwise_conv2d_native_backprop_filter,
-            "dbi": tf_convgrad.depthwise_conv2d_native_backprop_input,
-        }
+        self.fns = {key: getattr(tf_convgrad, op.function) for key, op in _optable.OPS.items()}
         self.stats = collections.Counter()
 
     def check(self, ex: Example) -> None:
         tf = self.tf
         geometry = model(ex)
         rng = np.random.default_rng(ex.data_seed)
-        first = _round(rng.uniform(-1, 1, ex.first_shape), ex.dtype)
-        dy = _round(rng.uniform(-1, 1, ex.dy_shape), ex.dtype)
+        first = metrics.round_to(rng.uniform(-1, 1, ex.first_shape), ex.dtype)
+        dy = metrics.round_to(rng.uniform(-1, 1, ex.dy_shape), ex.dtype)
         args = {
             "filter" if ex.op == "dbi" else "input": tf.cast(tf.constant(first), ex.dtype),
             "out_backprop": tf.cast(tf.constant(dy), ex.dtype),
-            SIZES_NAME[ex.op]: tf.constant(np.asarray(ex.sizes, np.int32).reshape(-1)),
+            _optable.OPS[ex.op].sizes: tf.constant(np.asarray(ex.sizes, np.int32).reshape(-1)),
         }
         fn = self.fns[ex.op]
         if ex.mode == "function":
@@ -499,9 +486,10 @@ class Checker:
                                      f"{ex.describe()}")  # fmt: skip
             self.stats["zero result"] += 1
             return
-        err = float(np.max(np.abs(got - ref))) / scale
-        if err > TOL[ex.dtype]:
-            raise AssertionError(f"error {err:.3g} > {TOL[ex.dtype]}: {ex.describe()}")
+        err = metrics.relative_error(got, ref)
+        tol = metrics.TOLERANCES[ex.dtype]
+        if err > tol:
+            raise AssertionError(f"error {err:.3g} > {tol}: {ex.describe()}")
         self.stats["values checked"] += 1
 
 
@@ -518,8 +506,80 @@ def fuzz_settings(examples_count: int, derandomize: bool) -> settings:
 
 
 # --------------------------------------------------------------------------------------------------
-# Worker for the long run
+# Chunks of examples, in worker processes
 # --------------------------------------------------------------------------------------------------
+
+
+def chunk(seed_value: int, examples_count: int, fast: bool, function_fraction: float) -> dict:
+    """A chunk: ``examples_count`` examples from hypothesis seed ``seed_value``.
+
+    ``fast`` lets hypothesis seed one ``random.Random`` per example instead of drawing every
+    choice (:func:`fast_examples`): ~5x cheaper generation, no shrinking (the failing example is
+    still reported whole).
+    """
+    return {
+        "seed": seed_value,
+        "examples": examples_count,
+        "fast": fast,
+        "function_fraction": function_fraction,
+    }
+
+
+def run_chunks(
+    chunks: Sequence[dict],
+    workers: int = 2,
+    timeout: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    output: Callable[[str], None] | None = None,
+) -> list[dict]:
+    """Runs chunks in crash-isolated worker processes (oneDNN off), ``workers`` at a time.
+
+    Args:
+        chunks: From :func:`chunk`.
+        workers: Worker processes at a time; a worker runs its chunks one after another.
+        timeout: Seconds for all chunks; None for no limit.
+        progress: ``progress(done, total)`` in chunks.
+        output: Receives the workers' progress lines (one per 1,000 examples, one per chunk).
+
+    Returns:
+        One summary per chunk, in order: ``{"ok", "seed", "examples", "seconds", "failure",
+        "stats"}``; ``failure`` is None, hypothesis' report, or for a worker that died or timed
+        out, what happened and the example it was running.
+    """
+    with tempfile.TemporaryDirectory(prefix="tf_convgrad_fuzz_") as tmp:
+        tasks = [
+            {**c, "current": str(Path(tmp) / f"current_{k}.json")} for k, c in enumerate(chunks)
+        ]
+        results = worker.run(
+            "fuzz_harness:prepare",
+            tasks,
+            workers=workers,
+            timeout=timeout,
+            progress=progress,
+            output=output,
+            sys_path=[HERE],
+        )
+        summaries = []
+        for task, result in zip(tasks, results, strict=True):
+            if result.get("crashed") or result.get("timed_out"):
+                current = Path(task["current"])
+                running = current.read_text() if current.exists() else "(nothing yet)"
+                what = f"worker died ({result['signal']})" if result.get("crashed") else "timed out"
+                result = {
+                    "ok": False,
+                    "seed": task["seed"],
+                    "examples": None,
+                    "failure": f"{what} while running: {running}\n{result['message']}",
+                    "stats": {},
+                }
+            summaries.append(result)
+    return summaries
+
+
+def prepare(chunks: list[dict]) -> Callable[[dict], dict]:
+    """The worker's task function (``tf_convgrad.tools.worker``): one checker for its chunks."""
+    checker = Checker()
+    return lambda task: run_chunk(checker, task)
 
 
 def _describe_failure(error: BaseException) -> str:
@@ -530,61 +590,73 @@ def _describe_failure(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def _worker_main(argv=None) -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--examples", type=int, required=True)
-    parser.add_argument("--current", required=True, help="the running example is written here")
-    parser.add_argument("--summary", required=True)
-    parser.add_argument("--function-fraction", type=float, default=0.05)
-    parser.add_argument(
-        "--fast",
-        action="store_true",
-        help="hypothesis seeds a random.Random per example instead of drawing every choice: "
-        "~5x cheaper generation, no shrinking (the failing example is still printed whole)",
-    )
-    args = parser.parse_args(argv)
-    strategy = (fast_examples if args.fast else examples)(function_fraction=args.function_fraction)
-    checker = Checker()
-    current = open(args.current, "w")  # noqa: SIM115 - rewritten for every example
+def run_chunk(checker: Checker, task: dict) -> dict:
+    """Runs one chunk in this process; returns its summary (see :func:`run_chunks`).
+
+    The running example is written to ``task["current"]`` (when given) before it runs.
+    """
+    strategy = (fast_examples if task["fast"] else examples)(task["function_fraction"])
+    checker.stats = collections.Counter()
+    current = open(task["current"], "w") if task.get("current") else None  # noqa: SIM115
     count = [0]
     start = time.monotonic()
 
-    @seed(args.seed)
-    @fuzz_settings(args.examples, derandomize=False)
+    @seed(task["seed"])
+    @fuzz_settings(task["examples"], derandomize=False)
     @given(strategy)
     def run(ex):
-        current.seek(0)
-        current.write(ex.describe())
-        current.truncate()
-        current.flush()
+        if current is not None:
+            current.seek(0)
+            current.write(ex.describe())
+            current.truncate()
+            current.flush()
         count[0] += 1
         if count[0] % 1000 == 0:
-            print(f"seed {args.seed}: {count[0]} examples, {time.monotonic() - start:.0f} s",
+            print(f"seed {task['seed']}: {count[0]} examples, {time.monotonic() - start:.0f} s",
                   flush=True)  # fmt: skip
         checker.check(ex)
 
     failure = None
     try:
         run()
-    except Exception as error:  # noqa: BLE001 - reported to the parent
+    except Exception as error:  # noqa: BLE001 - reported in the summary
         failure = _describe_failure(error)
-    summary = {
-        "seed": args.seed,
+    finally:
+        if current is not None:
+            current.close()
+    seconds = time.monotonic() - start
+    print(f"seed {task['seed']}: {'FAILED' if failure else 'OK'}, {count[0]} examples in "
+          f"{seconds:.0f} s", flush=True)  # fmt: skip
+    return {
+        "ok": failure is None,
+        "seed": task["seed"],
         "examples": count[0],
-        "seconds": time.monotonic() - start,
+        "seconds": seconds,
         "failure": failure,
         "stats": {
             "|".join(map(str, k)) if isinstance(k, tuple) else k: v
             for k, v in checker.stats.items()
         },  # fmt: skip
     }
-    with open(args.summary, "w") as f:
-        json.dump(summary, f)
-    return 1 if failure else 0
+
+
+def _main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Replays one chunk of the fuzzer in this process.")
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--examples", type=int, required=True)
+    parser.add_argument("--function-fraction", type=float, default=0.05)
+    parser.add_argument("--fast", action="store_true", help="see fuzz_harness.chunk")
+    parser.add_argument("--current", default=None, help="the running example is written here")
+    parser.add_argument("--summary", default=None, help="the summary goes here (else stdout)")
+    args = parser.parse_args(argv)
+    task = chunk(args.seed, args.examples, args.fast, args.function_fraction)
+    summary = run_chunk(Checker(), {**task, "current": args.current})
+    if args.summary is None:
+        print(json.dumps(summary, indent=1))
+    else:
+        Path(args.summary).write_text(json.dumps(summary))
+    return 0 if summary["ok"] else 1
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.exit(_worker_main())
+    sys.exit(_main())

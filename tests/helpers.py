@@ -9,45 +9,21 @@ from __future__ import annotations
 import functools
 import zlib
 
-import ml_dtypes
 import numpy as np
 import tensorflow as tf
 import tf_convgrad
+from tf_convgrad._geometry import from_nhwc_shape
+from tf_convgrad._optable import OPS
+from tf_convgrad.tools import reference
+from tf_convgrad.tools.metrics import round_to
 
 import configs
-import reference
 
-NP_DTYPES = {
-    "float64": np.float64,
-    "float32": np.float32,
-    "float16": np.float16,
-    "bfloat16": ml_dtypes.bfloat16,
-}
-
-OURS = {
-    "cbf": tf_convgrad.conv2d_backprop_filter,
-    "dbf": tf_convgrad.depthwise_conv2d_native_backprop_filter,
-    "dbi": tf_convgrad.depthwise_conv2d_native_backprop_input,
-}
-TF_RAW = {op: getattr(tf.raw_ops, name) for op, name in configs.OP_NAMES.items()}
-OUR_OP_TYPES = {op: "ConvGrad>" + name for op, name in configs.OP_NAMES.items()}
-SIZES_NAME = {"cbf": "filter_sizes", "dbf": "filter_sizes", "dbi": "input_sizes"}
-TENSOR_NAMES = {
-    "cbf": ("input", "out_backprop"),
-    "dbf": ("input", "out_backprop"),
-    "dbi": ("filter", "out_backprop"),
-}
-
-REFERENCE_NAIVE = {
-    "cbf": reference.conv2d_backprop_filter_naive,
-    "dbf": reference.depthwise_backprop_filter_naive,
-    "dbi": reference.depthwise_backprop_input_naive,
-}
-REFERENCE_FAST = {
-    "cbf": reference.conv2d_backprop_filter_fast,
-    "dbf": reference.depthwise_backprop_filter_fast,
-    "dbi": reference.depthwise_backprop_input_fast,
-}
+OURS = {key: getattr(tf_convgrad, op.function) for key, op in OPS.items()}
+TF_RAW = {key: getattr(tf.raw_ops, op.tf_name) for key, op in OPS.items()}
+OUR_OP_TYPES = {key: op.registered for key, op in OPS.items()}
+SIZES_NAME = {key: op.sizes for key, op in OPS.items()}
+TENSOR_NAMES = {key: (op.operand, "out_backprop") for key, op in OPS.items()}
 
 TINY = np.finfo(np.float64).tiny
 
@@ -68,13 +44,8 @@ def from_format(x: np.ndarray, data_format: str) -> np.ndarray:
 
 
 def shape_to_format(shape, data_format: str) -> list[int]:
-    shape = list(shape)
-    return shape if data_format == "NHWC" else [shape[0], shape[3], shape[1], shape[2]]
-
-
-def spatial4(hw, data_format: str) -> list[int]:
-    """(h, w) -> the 4-element strides/dilations list, 1 in the batch and depth positions."""
-    return [1, hw[0], hw[1], 1] if data_format == "NHWC" else [1, 1, hw[0], hw[1]]
+    """NHWC shape -> data_format order."""
+    return list(from_nhwc_shape(shape, data_format))
 
 
 def explicit8(explicit, data_format: str) -> list[int]:
@@ -86,15 +57,7 @@ def explicit8(explicit, data_format: str) -> list[int]:
 
 def op_attrs(case: configs.Case, data_format: str) -> dict:
     """The attribute kwargs shared by our op and tf.raw_ops."""
-    return {
-        "strides": spatial4(case.strides, data_format),
-        "padding": case.padding,
-        "explicit_paddings": explicit8(case.explicit, data_format)
-        if case.padding == "EXPLICIT"
-        else [],
-        "data_format": data_format,
-        "dilations": spatial4(case.dilations, data_format),
-    }
+    return case.attrs(data_format)
 
 
 def sizes_value(case: configs.Case, data_format: str) -> list[int]:
@@ -106,11 +69,6 @@ def sizes_value(case: configs.Case, data_format: str) -> list[int]:
 # --------------------------------------------------------------------------------------------------
 # Data and float64 references (cached: every dtype x format of a case shares them)
 # --------------------------------------------------------------------------------------------------
-
-
-def round_to(x: np.ndarray, dtype: str) -> np.ndarray:
-    """float64 values rounded to T, returned as float64."""
-    return x.astype(NP_DTYPES[dtype]).astype(np.float64)
 
 
 def _readonly(x: np.ndarray) -> np.ndarray:
@@ -129,38 +87,27 @@ def case_data(case: configs.Case, dtype: str) -> dict[str, np.ndarray]:
     return {names[0]: _readonly(round_to(first, dtype)), names[1]: _readonly(round_to(dy, dtype))}
 
 
-def _reference(case: configs.Case, data: dict[str, np.ndarray], fast: bool) -> np.ndarray:
-    fn = (REFERENCE_FAST if fast else REFERENCE_NAIVE)[case.op]
-    if case.op == "dbi":
-        return fn(
-            data["filter"],
-            data["out_backprop"],
-            case.input_shape,
-            case.strides,
-            case.dilations,
-            case.pads_before,
-        )
-    return fn(
-        data["input"],
-        data["out_backprop"],
-        case.filter_shape,
-        case.strides,
-        case.dilations,
+def _reference(case: configs.Case, data: dict[str, np.ndarray], method: str) -> np.ndarray:
+    """The reference's NHWC kernel (``"loops"`` or ``"einsum"``) on ``data``."""
+    shape = case.input_shape if case.op == "dbi" else case.filter_shape
+    return reference.KERNELS[method][case.op](
+        data[OPS[case.op].operand], data["out_backprop"], shape, case.strides, case.dilations,
         case.pads_before,
-    )
+    )  # fmt: skip
 
 
 @functools.cache
-def reference_result(case: configs.Case, dtype: str, fast: bool = False) -> np.ndarray:
-    """float64 result on the T-rounded operands (NHWC / HWIO)."""
-    return _readonly(_reference(case, case_data(case, dtype), fast))
+def reference_result(case: configs.Case, dtype: str, method: str = "loops") -> np.ndarray:
+    """float64 result on the T-rounded operands (NHWC / HWIO), by the reference's loops (the
+    definition) or, for big problems, its einsum form."""
+    return _readonly(_reference(case, case_data(case, dtype), method))
 
 
 @functools.cache
-def abs_reference_result(case: configs.Case, dtype: str, fast: bool = False) -> np.ndarray:
+def abs_reference_result(case: configs.Case, dtype: str, method: str = "loops") -> np.ndarray:
     """The reference on |operands|: the sum of |terms| of each output element."""
     data = {k: np.abs(v) for k, v in case_data(case, dtype).items()}
-    return _readonly(_reference(case, data, fast))
+    return _readonly(_reference(case, data, method))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The hostile-input corpus and its crash-isolating runner.
+"""The hostile-input corpus.
 
 Used by tests/test_hostile.py (ours, in the default suite) and scripts/hostile_table.py (ours, TF
 native and TF oneDNN, for docs/HOSTILE.md).
@@ -24,43 +24,27 @@ Modes
 only the kernel sees values; ``function_const``: the sizes are a constant inside the function, so
 the shape function sees their value (and can reject them at trace time with ``ValueError``).
 
-Runner
-------
-One process per case would cost a TensorFlow import (~3 s) per case, and forking a warmed parent
-is unsafe with TF's threads. :func:`run` therefore starts ``workers`` worker processes (default
-2), each running its share of the cases one after another and writing one JSON line per finished
-case. When a case kills its worker (a CHECK-abort, a SIGFPE), the first case without a line is
-the culprit: it is recorded as crashed with the signal, and a fresh worker continues with the case
-after it. A case that makes no progress for ``case_timeout`` seconds is killed and recorded as
-timed out. Every result names the worker process that ran it (``"worker"``: chain.attempt, and
-``"pid"``), so a crash can never be attributed to the wrong case and no case shares a process with
-one that crashed before it.
+Running
+-------
+:func:`runs_for` turns cases into runs for ``subprocess_worker.run``, which runs them in
+crash-isolated worker processes (``tf_convgrad.tools.worker``): one process per case would cost a
+TensorFlow import (~3 s) per case, and forking a warmed parent is unsafe with TF's threads. A case
+that kills its worker is recorded as crashed with the signal, and a fresh worker continues with
+the case after it, so no case shares a process with one that crashed before it; every result
+names the process that ran it. :func:`outcome` sums a result up in one word.
 
-Nothing at module level imports TensorFlow: the worker side must be free to pick oneDNN on or off
-before TF loads, and TF-only workers never load our op library.
+Nothing at module level imports TensorFlow: :func:`corpus` does, through ``test_validation``.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import signal
-import subprocess
-import sys
-import tempfile
-import threading
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 MODES = ("eager", "function", "function_const")
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 BIG = 2**31 - 1  # the largest int32
 IAE = "InvalidArgumentError"
 REE = "ResourceExhaustedError"
-SIZES_NAME = {"cbf": "filter_sizes", "dbf": "filter_sizes", "dbi": "input_sizes"}
-MAX_VALUE_ELEMENTS = 4096  # results up to this size come back whole (for value checks)
 
 
 @dataclass(frozen=True)
@@ -68,7 +52,7 @@ class HostileCase:
     id: str
     op: str  # "cbf" | "dbf" | "dbi"
     category: str
-    spec: dict  # subprocess_worker format: {"tensors", "sizes", "attrs"}
+    spec: dict  # the run format of subprocess_worker: {"tensors", "sizes", "attrs"}
     expect: dict  # mode -> error class | "zeros" | "ok"
     zeros_shape: tuple | None = None
     source: str = "hostile"  # or "test_validation"
@@ -388,17 +372,22 @@ def _extra(op: str) -> list[HostileCase]:  # noqa: PLR0915 - a flat list of case
                 zeros_shape=tuple(expect_shape),
             )
 
+    if op != "dbi":  # the filter gradients share their empty inputs but for out_c
+        empty("batch", {"input": [0, 5, 5, 3], "out_backprop": [0, 5, 5, out_c]}, sizes4, sizes4)
     if op == "cbf":
-        empty("batch", {"input": [0, 5, 5, 3], "out_backprop": [0, 5, 5, 2]}, sizes4, sizes4)
+        empty("out_channels", {"out_backprop": [2, 5, 5, 0]}, [3, 3, 3, 0], [3, 3, 3, 0])
+    elif op == "dbf":
         empty(
-            "out_channels",
-            {"out_backprop": [2, 5, 5, 0]},
-            [3, 3, 3, 0],
-            [3, 3, 3, 0],
+            "channels",
+            {"input": [2, 5, 5, 0], "out_backprop": [2, 5, 5, 0]},
+            [3, 3, 0, 2],
+            [3, 3, 0, 2],
         )
+        empty("multiplier0", {"out_backprop": [2, 5, 5, 0]}, [3, 3, 3, 0], [3, 3, 3, 0])
+    if op != "dbi":
         empty(
             "out_spatial_valid",
-            {"input": [2, 2, 2, 3], "out_backprop": [2, 0, 0, 2]},
+            {"input": [2, 2, 2, 3], "out_backprop": [2, 0, 0, out_c]},
             [3, 3, 3, 2],
             [3, 3, 3, 2],
             strides=[1, 2, 2, 1],
@@ -406,12 +395,13 @@ def _extra(op: str) -> list[HostileCase]:  # noqa: PLR0915 - a flat list of case
         )
         empty(
             "input_rows_same",
-            {"input": [2, 0, 5, 3], "out_backprop": [2, 0, 5, 2]},
+            {"input": [2, 0, 5, 3], "out_backprop": [2, 0, 5, out_c]},
             sizes4,
             sizes4,
         )
-        empty("filter_taps", {"out_backprop": [2, 6, 6, 2]}, [0, 0, 3, 2], [0, 0, 3, 2],
+        empty("filter_taps", {"out_backprop": [2, 6, 6, out_c]}, [0, 0, 3, 2], [0, 0, 3, 2],
               padding="VALID")  # fmt: skip
+    if op == "cbf":
         empty(
             "batch_nchw",
             {"input": [0, 3, 5, 5], "out_backprop": [0, 2, 5, 5]},
@@ -421,30 +411,6 @@ def _extra(op: str) -> list[HostileCase]:  # noqa: PLR0915 - a flat list of case
             data_format="NCHW",
         )
     elif op == "dbf":
-        empty("batch", {"input": [0, 5, 5, 3], "out_backprop": [0, 5, 5, 6]}, sizes4, sizes4)
-        empty(
-            "channels",
-            {"input": [2, 5, 5, 0], "out_backprop": [2, 5, 5, 0]},
-            [3, 3, 0, 2],
-            [3, 3, 0, 2],
-        )
-        empty("multiplier0", {"out_backprop": [2, 5, 5, 0]}, [3, 3, 3, 0], [3, 3, 3, 0])
-        empty(
-            "out_spatial_valid",
-            {"input": [2, 2, 2, 3], "out_backprop": [2, 0, 0, 6]},
-            [3, 3, 3, 2],
-            [3, 3, 3, 2],
-            strides=[1, 2, 2, 1],
-            padding="VALID",
-        )
-        empty(
-            "input_rows_same",
-            {"input": [2, 0, 5, 3], "out_backprop": [2, 0, 5, 6]},
-            sizes4,
-            sizes4,
-        )
-        empty("filter_taps", {"out_backprop": [2, 6, 6, 6]}, [0, 0, 3, 2], [0, 0, 3, 2],
-              padding="VALID")  # fmt: skip
         empty(
             "out_spatial_nchw",
             {"input": [2, 3, 2, 2], "out_backprop": [2, 6, 0, 0]},
@@ -489,21 +455,24 @@ def _extra(op: str) -> list[HostileCase]:  # noqa: PLR0915 - a flat list of case
         )
 
     # ---- absurd-but-valid output sizes -------------------------------------------------------
-    explicit_huge = [0, 0, 2**31, 2**31, 0, 0, 0, 0]
-    if op == "dbi":
+    if depthwise:  # CBF's is a test_validation probe
+        # Zero batch, so nothing to compute; the output rows need 64-bit sizes.
+        shapes = {"input": [0, 5, 5, 1], "filter": [3, 3, 1, 1]}
+        sizes = shapes["input" if op == "dbi" else "filter"]  # the output's shape
         add(
             "zero_batch_huge_explicit_output",
             "absurd sizes",
             _spec(
                 op,
-                tensors={"filter": [3, 3, 1, 1], "out_backprop": [0, 2**32 + 3, 3, 1]},
-                sizes=[0, 5, 5, 1],
+                tensors={first: shapes[first], "out_backprop": [0, 2**32 + 3, 3, 1]},
+                sizes=sizes,
                 padding="EXPLICIT",
-                explicit_paddings=explicit_huge,
+                explicit_paddings=[0, 0, 2**31, 2**31, 0, 0, 0, 0],
             ),
             _expect("zeros"),
-            zeros_shape=(0, 5, 5, 1),
+            zeros_shape=tuple(sizes),
         )
+    if op == "dbi":
         add(
             "huge_input_allocation_2pow62_bytes",
             "absurd sizes",
@@ -516,20 +485,6 @@ def _extra(op: str) -> list[HostileCase]:  # noqa: PLR0915 - a flat list of case
             _expect(REE),
         )
     else:
-        if op == "dbf":
-            add(
-                "zero_batch_huge_explicit_output",
-                "absurd sizes",
-                _spec(
-                    op,
-                    tensors={"input": [0, 5, 5, 1], "out_backprop": [0, 2**32 + 3, 3, 1]},
-                    sizes=[3, 3, 1, 1],
-                    padding="EXPLICIT",
-                    explicit_paddings=explicit_huge,
-                ),
-                _expect("zeros"),
-                zeros_shape=(3, 3, 1, 1),
-            )
         add(
             "filter_elements_over_int32",
             "absurd sizes",
@@ -566,21 +521,12 @@ def runs_for(cases, impl: str, modes=MODES) -> list[dict]:
 # --------------------------------------------------------------------------------------------------
 
 
-def signal_name(returncode: int | None) -> str:
-    if returncode is not None and returncode < 0:
-        try:
-            return signal.Signals(-returncode).name
-        except ValueError:
-            pass
-    return f"exit code {returncode}"
-
-
 def outcome(result: dict | None, zeros_shape: tuple | None = None) -> str:
     """One word for a result: an error class, "zeros", "ok", "garbage", "crash:SIGABRT", ..."""
     if result is None:
         return "not run"
     if result.get("crashed"):
-        return "crash:" + signal_name(result.get("returncode"))
+        return "crash:" + result["signal"]
     if result.get("timed_out"):
         return "timeout"
     if not result["ok"]:
@@ -592,241 +538,3 @@ def outcome(result: dict | None, zeros_shape: tuple | None = None) -> str:
             return f"wrong shape {result['shape']}"
         return "zeros" if result["all_zero"] else "garbage"
     return "zeros" if result["all_zero"] else "ok"
-
-
-# --------------------------------------------------------------------------------------------------
-# Runner: parent side
-# --------------------------------------------------------------------------------------------------
-
-
-def _read_lines(path: Path) -> dict[str, dict]:
-    results = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                result = json.loads(line)
-            except json.JSONDecodeError:  # cut short by a crash
-                continue
-            results[result["key"]] = result
-    return results
-
-
-# A CHECK-failure, a fatal log line, or a sanitizer report (scripts/sanitize.sh looks for these).
-_FATAL = re.compile(r"Check failed|^F0000|Fatal|runtime error:|ERROR: AddressSanitizer|SUMMARY: ")
-_STARTUP_NOISE = re.compile(
-    r"^(I0000|W0000|WARNING)|cuInit|cuda|oneDNN custom operations|TF_ENABLE_ONEDNN_OPTS|"
-    r"rebuild TensorFlow|To enable the following"
-)
-
-
-def _log_tail(path: Path, limit: int = 1500) -> str:
-    try:
-        lines = path.read_text(errors="replace").splitlines()
-    except OSError:
-        return ""
-    fatal = [ln for ln in lines if _FATAL.search(ln)]
-    kept = fatal or [ln for ln in lines if ln.strip() and not _STARTUP_NOISE.search(ln)]
-    return "\n".join(kept)[-limit:] or "(no output: killed by the signal)"
-
-
-def _run_chain(runs, env, workdir: Path, chain: int, case_timeout: float, deadline: float, tick):
-    results: dict[str, dict] = {}
-    remaining = list(runs)
-    attempt = 0
-    while remaining:
-        attempt += 1
-        tag = f"{chain}.{attempt}"
-        job, out, log = (workdir / f"{name}{tag}" for name in ("job", "out", "log"))
-        job.write_text(json.dumps(remaining))
-        with open(log, "wb") as log_file:
-            proc = subprocess.Popen(
-                [sys.executable, __file__, str(job), str(out), tag],
-                env=env,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-            )
-            seen, last_progress, timed_out = 0, time.monotonic(), False
-            while True:
-                try:
-                    returncode = proc.wait(timeout=0.5)
-                    break
-                except subprocess.TimeoutExpired:
-                    pass
-                lines = out.read_text().count("\n") if out.exists() else 0
-                if lines != seen:
-                    tick(lines - seen)
-                    seen, last_progress = lines, time.monotonic()
-                now = time.monotonic()
-                # The first case also waits for the TF import.
-                limit = case_timeout + (30 if seen == 0 else 0)
-                if now - last_progress > limit or now > deadline:
-                    proc.kill()
-                    returncode, timed_out = proc.wait(), True
-                    break
-        got = _read_lines(out)
-        tick(len(got) - seen)
-        results.update(got)
-        missing = [run for run in remaining if run["key"] not in got]
-        if not missing:
-            break
-        culprit = missing[0]
-        results[culprit["key"]] = {
-            "key": culprit["key"],
-            "ok": False,
-            "crashed": not timed_out,
-            "timed_out": timed_out,
-            "returncode": returncode,
-            "signal": signal_name(returncode),
-            "worker": tag,
-            "pid": proc.pid,
-            "message": _log_tail(log),
-        }
-        tick(1)
-        remaining = missing[1:]
-        if time.monotonic() > deadline:
-            for run in remaining:
-                results[run["key"]] = {
-                    "key": run["key"],
-                    "ok": False,
-                    "timed_out": True,
-                    "message": "not run: time budget exhausted",
-                }
-            break
-    return results
-
-
-def run(
-    runs,
-    env_overrides: dict | None = None,
-    workers: int = 2,
-    case_timeout: float = 120,
-    total_timeout: float = 1800,
-    progress=None,
-) -> dict[str, dict]:
-    """Runs the runs in ``workers`` crash-isolated worker chains; returns ``{key: result}``.
-
-    ``env_overrides`` are applied over this process's environment (after
-    ``TF_ENABLE_ONEDNN_OPTS=0``), e.g. ``{"TF_ENABLE_ONEDNN_OPTS": "1"}``. ``progress(done,
-    total)`` is called from the supervising threads as results arrive.
-    """
-    env = dict(os.environ)
-    env.update({"TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPP_MIN_LOG_LEVEL": "2"})
-    env.update(env_overrides or {})
-    chains = [runs[k::workers] for k in range(workers)]
-    outputs: list[dict] = [{} for _ in chains]
-    errors: list[BaseException] = []
-    deadline = time.monotonic() + total_timeout
-    lock = threading.Lock()
-    done = [0]
-
-    def tick(n):
-        with lock:
-            done[0] += n
-            if progress is not None and n:
-                progress(done[0], len(runs))
-
-    with tempfile.TemporaryDirectory(prefix="tf_convgrad_hostile_") as tmp:
-
-        def target(k):
-            try:
-                outputs[k] = _run_chain(chains[k], env, Path(tmp), k, case_timeout, deadline, tick)
-            except BaseException as error:  # noqa: BLE001 - re-raised below
-                errors.append(error)
-
-        threads = [threading.Thread(target=target, args=(k,)) for k in range(len(chains))]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    if errors:
-        raise errors[0]
-    merged: dict[str, dict] = {}
-    for output in outputs:
-        merged.update(output)
-    return merged
-
-
-# --------------------------------------------------------------------------------------------------
-# Runner: worker side (this file run as a script)
-# --------------------------------------------------------------------------------------------------
-
-
-def _call(tf, np, ours, run):
-    import subprocess_worker as sw  # noqa: PLC0415 - TF-free helpers shared with test_validation
-
-    op = run["op"]
-    fn = (
-        getattr(ours, sw.OUR_FUNCTIONS[op])
-        if run["impl"] == "ours"
-        else getattr(tf.raw_ops, sw.OP_NAMES[op])
-    )
-    tensors = {name: sw._make_tensor(tf, np, spec) for name, spec in run["tensors"].items()}
-    sizes = {
-        name: np.asarray(spec["value"], dtype=spec.get("dtype", "int32"))
-        for name, spec in run["sizes"].items()
-    }
-    attrs = run["attrs"]
-    mode = run["mode"]
-    if mode == "eager":
-        args = {**tensors, **{name: tf.constant(v) for name, v in sizes.items()}}
-        return fn(**args, **attrs)
-    if mode == "function":
-        args = {**tensors, **{name: tf.constant(v) for name, v in sizes.items()}}
-    elif mode == "function_const":
-        args = tensors
-    else:
-        raise ValueError(f"unknown mode {mode!r}")
-    names = list(args)
-
-    def body(*values):
-        consts = {name: tf.constant(v) for name, v in sizes.items()} if mode != "function" else {}
-        return fn(**dict(zip(names, values, strict=True)), **consts, **attrs)
-
-    return tf.function(body, autograph=False)(*[args[name] for name in names])
-
-
-def _result(tf, np, ours, run, tag):
-    start = time.perf_counter()
-    base = {"key": run["key"], "worker": tag, "pid": os.getpid()}
-    try:
-        value = _call(tf, np, ours, run).numpy()
-    except Exception as error:  # noqa: BLE001 - every failure is a result
-        return {
-            **base,
-            "ok": False,
-            "error_class": type(error).__name__,
-            "message": (getattr(error, "message", None) or str(error))[:2000],
-            "seconds": time.perf_counter() - start,
-        }
-    as64 = value.astype(np.float64)
-    result = {
-        **base,
-        "ok": True,
-        "shape": list(value.shape),
-        "dtype": str(value.dtype),
-        "all_zero": bool(not np.any(as64)),
-        "finite": bool(np.all(np.isfinite(as64))),
-        "seconds": time.perf_counter() - start,
-    }
-    if value.size <= MAX_VALUE_ELEMENTS:
-        result["value"] = as64.ravel().tolist()
-    return result
-
-
-def _worker_main(job_path: str, out_path: str, tag: str) -> int:
-    import numpy as np  # noqa: PLC0415
-    import tensorflow as tf  # noqa: PLC0415
-
-    runs = json.loads(Path(job_path).read_text())
-    ours = None
-    if any(r["impl"] == "ours" for r in runs):
-        import tf_convgrad as ours  # noqa: PLC0415
-    with open(out_path, "a", buffering=1) as out:
-        for r in runs:
-            out.write(json.dumps(_result(tf, np, ours, r, tag)) + "\n")
-            out.flush()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_worker_main(*sys.argv[1:4]))

@@ -22,8 +22,7 @@ import numpy as np
 import tensorflow as tf
 import tf_convgrad
 from tf_convgrad.tools import reference
-
-from configs import TOL  # the value tests' norm-relative tolerances
+from tf_convgrad.tools.metrics import TOLERANCES as TOL  # the value tests' tolerances
 
 NP_DTYPES = {
     "float64": np.float64,

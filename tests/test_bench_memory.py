@@ -11,7 +11,7 @@ import argparse
 import json
 
 import pytest
-from tf_convgrad.tools import bench
+from tf_convgrad.tools import bench, bench_cases, bench_memory
 
 MIB = 1 << 20
 # 2x64x64x128 float32 = 4 MiB of dx; 3x3 filter, stride 1: our scratch is tens of KiB.
@@ -22,16 +22,18 @@ DBF_TINY = dict(op="DBF", name="test 9x9x8 k3", n=1, h=9, w=9, c=8, k=3, s=2, mo
 
 
 def test_worker_peak_covers_the_output():
-    assert bench._peak_reset_problem() is None, "needs Linux with a writable /proc/self/clear_refs"
+    assert bench_memory._peak_reset_problem() is None, (
+        "needs Linux with a writable /proc/self/clear_refs"
+    )
     progress = []
-    runs = bench._run_memory_workers(
+    runs = bench_memory._run_memory_workers(
         [DBI_4MIB, DBF_TINY],
         fresh=False,
         progress=lambda *a: progress.append(a),
         workers=(("ours", "ours", "0"),),
     )
     big, tiny = runs["ours"]
-    out = bench.output_bytes(DBI_4MIB)
+    out = bench_cases.output_bytes(DBI_4MIB)
     assert out == 4 * MIB
     assert len(big["peak_bytes_runs"]) == 3 and big["peak_bytes"] == max(big["peak_bytes_runs"])
     # The output must be resident at the peak; the import-time peak (hundreds of MiB) must not
@@ -42,19 +44,9 @@ def test_worker_peak_covers_the_output():
 
 
 def _args(**kw):
-    return argparse.Namespace(
-        **dict(
-            quick=False,
-            op=None,
-            dtype=None,
-            json=True,
-            plot=None,
-            budget=0.6,
-            memory=True,
-            fresh=False,
-        )
-        | kw  # fmt: skip
-    )
+    base = dict(quick=False, op=None, dtype=None, json=True, plot=None, budget=0.6, memory=True,
+                fresh=False)  # fmt: skip
+    return argparse.Namespace(**(base | kw))
 
 
 CANNED = {
@@ -70,8 +62,8 @@ CANNED = {
 @pytest.fixture
 def canned(monkeypatch):
     monkeypatch.setattr(bench, "suite", lambda *a: [DBI_4MIB, DBF_TINY])
-    monkeypatch.setattr(bench, "_peak_reset_problem", lambda: None)
-    monkeypatch.setattr(bench, "_run_memory_workers", lambda cases, fresh, progress: CANNED)
+    monkeypatch.setattr(bench_memory, "_peak_reset_problem", lambda: None)
+    monkeypatch.setattr(bench_memory, "_run_memory_workers", lambda cases, fresh, progress: CANNED)
 
 
 def test_report_json(canned, capsys):
@@ -110,7 +102,7 @@ def test_refuses_plot_and_unusable_clear_refs(canned, capsys, monkeypatch):
     def denied():
         raise PermissionError(13, "Permission denied", "/proc/self/clear_refs")
 
-    monkeypatch.setattr(bench, "_reset_peak", denied)
+    monkeypatch.setattr(bench_memory, "_reset_peak", denied)
     assert bench.run(_args()) == 2
     err = capsys.readouterr().err
     assert "clear_refs" in err and "Permission denied" in err

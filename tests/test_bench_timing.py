@@ -10,7 +10,7 @@ import argparse
 import json
 
 import pytest
-from tf_convgrad.tools import bench
+from tf_convgrad.tools import bench, bench_cases
 
 # 2x64x64x128 float32, 3x3, stride 1: 2 * 2*64*64*128*9 flops; dy + dx + filter elements.
 DBI = dict(op="DBI", name="test 64x64x128 k3", n=2, h=64, w=64, c=128, k=3, s=1, mo=1,
@@ -44,7 +44,7 @@ def _args(**kw):
 
 
 def test_cost_counts_two_flops_per_mac_and_minimum_bytes():
-    assert bench.cost(DBI) == (FLOPS, BYTES)
+    assert bench_cases.cost(DBI) == (FLOPS, BYTES)
 
 
 def test_report_json(canned, capsys):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from tf_convgrad import __main__ as cli
-from tf_convgrad.tools import crosscheck, metrics
+from tf_convgrad.tools import crosscheck, crosscheck_grid, crosscheck_run, metrics, problems
 
 SMALL_JSON = {
     "configs": [
@@ -63,20 +63,20 @@ def test_ulp_distance_known_values():
 
 def test_entry_classifies_results():
     ref = np.array([1.0, -2.0, 0.5])
-    ok = crosscheck._entry(
+    ok = crosscheck_run.entry(
         {"ok": True, "value": ref + 1e-9, "repeats": 2, "deterministic": False}, ref, "float32"
     )
     assert ok["status"] == "ok" and ok["deterministic"] is False
     assert ok["abs_err"] == pytest.approx(1e-9) and ok["err"] == pytest.approx(5e-10)
-    wrong = crosscheck._entry({"ok": True, "value": ref * 1.01}, ref, "float32")
+    wrong = crosscheck_run.entry({"ok": True, "value": ref * 1.01}, ref, "float32")
     assert wrong["status"] == "wrong" and wrong["deterministic"] is None
-    ignores = crosscheck._entry({"ok": True, "value": ref * 3}, ref, "float32", ref * 3)
+    ignores = crosscheck_run.entry({"ok": True, "value": ref * 3}, ref, "float32", ref * 3)
     assert ignores["status"] == "ignores dilation"
-    refuses = crosscheck._entry(
+    refuses = crosscheck_run.entry(
         {"ok": False, "error_class": "UnimplementedError", "message": "NHWC only"}, ref, "float32"
     )
     assert refuses["status"] == "refuses: Unimplemented" and refuses["message"] == "NHWC only"
-    crashed = crosscheck._entry({"ok": False, "crashed": True, "returncode": -6}, ref, "float32")
+    crashed = crosscheck_run.entry({"ok": False, "crashed": True, "returncode": -6}, ref, "float32")
     assert crashed["status"] == "crashed (SIGABRT)"
 
 
@@ -85,12 +85,22 @@ def test_entry_classifies_results():
 
 
 def test_tiers_and_filters():
-    quick, default, full = (len(crosscheck.build_grid(tier=t)) for t in crosscheck.TIERS)
+    quick, default, full = (len(crosscheck_grid.build_grid(t)) for t in crosscheck_grid.TIERS)
     assert 0 < quick < default < full
-    only_dbf = crosscheck.build_grid(tier="quick", ops=["DepthwiseConv2dNativeBackpropFilter"])
-    assert {c.op for c in only_dbf} == {"DepthwiseConv2dNativeBackpropFilter"}
+    only_dbf = crosscheck_grid.build_grid("quick", ops=["DepthwiseConv2dNativeBackpropFilter"])
+    assert only_dbf and {c.op for c in only_dbf} == {"dbf"}
+    assert crosscheck_grid.build_grid("quick", ops=["DBF"]) == only_dbf
     with pytest.raises(ValueError, match="tier"):
-        crosscheck.build_grid(tier="huge")
+        crosscheck_grid.build_grid("huge")
+
+
+def test_configuration_strings_round_trip():
+    for problem in problems.tier("grid_full"):
+        assert problems.Problem.parse(problem.op, str(problem)) == problem
+    with pytest.raises(ValueError, match="unknown tier"):
+        problems.tier("huge")
+    with pytest.raises(ValueError, match="unknown op"):
+        problems.tier("grid", ops=["CBF"])
 
 
 def test_list_json_round_trips_through_configs_file(capsys, tmp_path):
@@ -100,14 +110,14 @@ def test_list_json_round_trips_through_configs_file(capsys, tmp_path):
     assert listed and all(c["config"].endswith("NCHW") for c in listed)
     path = tmp_path / "listed.json"
     path.write_text(out)
-    loaded = crosscheck.load_configs(str(path))
-    assert [c.to_json() for c in loaded] == listed
+    loaded = crosscheck_grid.load_configs(str(path))
+    assert [crosscheck_grid.to_json(c) for c in loaded] == listed
 
 
 def test_configs_file_both_spellings(small_json):
-    cbf, dbi = crosscheck.load_configs(small_json)
+    cbf, dbi = crosscheck_grid.load_configs(small_json)
     assert (cbf.groups, cbf.strides, cbf.dilations, cbf.pads) == (2, (2, 1), (1, 2), (1, 0, 2, 1))
-    assert dbi.op == "DepthwiseConv2dNativeBackpropInput" and dbi.strides == (1, 2)
+    assert dbi.op == "dbi" and dbi.strides == (1, 2)
     assert str(dbi) == "n2 h7w6 c3 k3x3 m2 s1x2 d1x1 SAME NHWC"
 
 
@@ -155,7 +165,7 @@ def test_json_report_for_ours(capsys, small_json):
         assert ours["err"] <= row["tolerance"]
         assert "tf_native" not in row
     stats = report["summary"]["implementations"]["ours"]
-    assert set(stats["by_dtype"]) == set(crosscheck.DTYPES)
+    assert set(stats["by_dtype"]) == set(metrics.DTYPES)
     assert stats["nondeterministic"] == 0 and stats["statuses"] == {"ok": 16}
     assert "crosscheck:" in err  # progress lines on a non-terminal stderr
 
@@ -173,7 +183,7 @@ def test_table_and_legacy_options(capsys):
 
 
 def test_our_wrong_or_failing_results_fail_the_run(capsys, monkeypatch, small_json):
-    real = crosscheck._run_ours
+    real = crosscheck_run._run_ours
     calls = []
 
     def broken(case):
@@ -187,7 +197,7 @@ def test_our_wrong_or_failing_results_fail_the_run(capsys, monkeypatch, small_js
             result = dict(result, deterministic=False)
         return result
 
-    monkeypatch.setattr(crosscheck, "_run_ours", broken)
+    monkeypatch.setattr(crosscheck_run, "_run_ours", broken)
     code, out, _ = _run(capsys, "--configs", small_json, "--no-tf", "--dtype", "f32",
                         "--dtype", "f64")  # fmt: skip
     assert code == 1
@@ -202,7 +212,7 @@ def test_progress_bar_on_a_terminal():
             return True
 
     stream = Terminal()
-    progress = crosscheck.Progress({"ours": 4, "TF native": 4}, stream=stream)
+    progress = crosscheck_run.Progress({"ours": 4, "TF native": 4}, stream=stream)
     assert progress.style == "bar"
     progress.update("ours", 2, force=True)
     progress.update("TF native", 4, force=True)
@@ -212,7 +222,7 @@ def test_progress_bar_on_a_terminal():
     assert "[" + "#" * 18 + "-" * 6 + "]" in text  # 6 of 8 done
     assert "ours 2/4" in text and "TF native 4/4" in text and "s left" in text
     lines = io.StringIO()
-    plain = crosscheck.Progress({"ours": 2}, stream=lines)
+    plain = crosscheck_run.Progress({"ours": 2}, stream=lines)
     plain.update("ours", 1, force=True)
     plain.update("ours", 2)  # within the interval: not drawn until finish()
     plain.finish()

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tf_convgrad
-from tf_convgrad import _tf_gradient_registry, dropin
+from tf_convgrad import _attrs, _tf_gradient_registry, dropin
 
 from test_layers import compile_for_test, mobilenet_like, training_data
 
@@ -273,7 +273,7 @@ def test_attributes_as_tf_stores_them():
                 raise ValueError(name)
             return self.attrs[name]
 
-    attrs = dropin._attrs(
+    attrs = _attrs.from_op(
         Op({"strides": (1, 2, 2, 1), "padding": b"SAME", "data_format": None, "dilations": [1] * 4})
     )
     assert attrs == {

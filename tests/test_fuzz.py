@@ -3,56 +3,32 @@
 ``fuzz_harness.py`` draws whole calls (op, dtype, format, eager or ``tf.function``, shapes,
 sizes, every attribute, with hostile corruptions about half the time) and checks them against an
 independent validity model: valid calls must match the float64 reference, invalid ones must
-raise ``InvalidArgumentError``. The run happens in a worker process, so a crash is reported with
-its signal and the example that caused it instead of killing the test session.
+raise ``InvalidArgumentError``. The run happens in a crash-isolated worker process
+(``fuzz_harness.run_chunks``), so a crash is reported with its signal and the example that caused
+it instead of killing the test session.
 ``scripts/fuzz_long.py`` runs the same property for >= 100,000 examples (docs/FUZZ.md).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
+from tf_convgrad import _optable
 
 import fuzz_harness
 from fuzz_harness import Example, model
 
-HERE = Path(__file__).resolve().parent
 SHORT_RUN_SEED = 5  # fixed: the default suite's run is the same every time
 SHORT_RUN_EXAMPLES = 300
 
 
-def test_fuzz_short_run(tmp_path):
-    current, summary = tmp_path / "current.json", tmp_path / "summary.json"
-    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(HERE / "fuzz_harness.py"),
-            f"--seed={SHORT_RUN_SEED}",
-            f"--examples={SHORT_RUN_EXAMPLES}",
-            f"--current={current}",
-            f"--summary={summary}",
-            "--function-fraction=0.1",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+def test_fuzz_short_run():
+    chunk = fuzz_harness.chunk(
+        SHORT_RUN_SEED, SHORT_RUN_EXAMPLES, fast=False, function_fraction=0.1
     )
-    last = current.read_text() if current.exists() else "(none)"
-    assert proc.returncode >= 0, (
-        f"the fuzz worker died with signal {-proc.returncode} while running: {last}\n"
-        f"{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
-    )
-    assert summary.exists(), f"no summary; exit {proc.returncode}\n{proc.stderr[-3000:]}"
-    result = json.loads(summary.read_text())
-    assert result["failure"] is None, result["failure"] + "\n" + proc.stdout[-3000:]
+    (result,) = fuzz_harness.run_chunks([chunk], workers=1, timeout=600)
+    assert result["failure"] is None, result["failure"]
     assert result["examples"] >= SHORT_RUN_EXAMPLES
     stats = result["stats"]
-    for op in fuzz_harness.OPS:
+    for op in _optable.KEYS:
         for validity in ("valid", "invalid"):
             count = stats.get(f"{op}|{validity}|eager", 0) + stats.get(
                 f"{op}|{validity}|function", 0

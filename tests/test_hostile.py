@@ -3,7 +3,8 @@ right error class, the right zeros, or the right values.
 
 Every case runs eagerly, in a ``tf.function`` with all inputs as arguments, and in a
 ``tf.function`` with a constant sizes tensor (the shape function sees it), each in a crash-isolated
-worker process (see ``hostile_cases`` for why workers, not one process per case). TF's own
+worker process (``subprocess_worker``; see ``hostile_cases`` for why workers, not one process per
+case). TF's own
 behaviour on the same corpus (native kernels and oneDNN) is recorded by
 ``scripts/hostile_table.py`` in ``docs/HOSTILE.md``; this module only judges ours, so it never
 runs TF's kernels on inputs that kill them.
@@ -13,25 +14,22 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tf_convgrad.tools import reference
 
 import hostile_cases
 from hostile_cases import MODES
 
 import configs
 import helpers
-import reference
+import subprocess_worker
 
 CASES = hostile_cases.corpus()
-REFERENCE = {
-    "cbf": reference.conv2d_backprop_filter_naive,
-    "dbf": reference.depthwise_backprop_filter_naive,
-    "dbi": reference.depthwise_backprop_input_naive,
-}
+REFERENCE = reference.KERNELS["loops"]
 
 
 @pytest.fixture(scope="module")
 def results() -> dict[str, dict]:
-    return hostile_cases.run(hostile_cases.runs_for(CASES, "ours"), workers=2)
+    return subprocess_worker.run(hostile_cases.runs_for(CASES, "ours"), workers=2)
 
 
 def _describe(result: dict | None) -> str:
@@ -49,7 +47,7 @@ def _describe(result: dict | None) -> str:
 
 
 def _data(spec: dict) -> np.ndarray:
-    """The worker's data for one tensor (subprocess_worker._make_tensor), rounded to T."""
+    """The worker's data for one tensor (``op_task.make_tensor``), rounded to T."""
     rng = np.random.default_rng(spec.get("seed", 0))
     return helpers.round_to(rng.uniform(-1.0, 1.0, spec["shape"]), spec["dtype"])
 
@@ -68,9 +66,12 @@ def _reference(case: hostile_cases.HostileCase) -> np.ndarray:
     dy = _data(spec["tensors"]["out_backprop"])
     input_shape = sizes if case.op == "dbi" else first.shape
     filter_shape = first.shape if case.op == "dbi" else sizes
-    out_hw, pads_before = reference.conv_geometry(
-        input_shape[1:3], filter_shape[:2], strides, dilations, attrs["padding"], explicit
-    )
+    geometry = reference.conv_geometry(
+        input_shape[1:3], filter_shape[:2], [1, *strides, 1], attrs["padding"],
+        [0, 0, *explicit[0], *explicit[1], 0, 0] if attrs["padding"] == "EXPLICIT" else [],
+        "NHWC", [1, *dilations, 1],
+    )  # fmt: skip
+    out_hw, pads_before = (geometry.out_h, geometry.out_w), (geometry.pad_top, geometry.pad_left)
     assert tuple(out_hw) == dy.shape[1:3], "the case's out_backprop does not fit its geometry"
     shape = tuple(sizes)
     return REFERENCE[case.op](first, dy, shape, strides, dilations, pads_before)
@@ -132,7 +133,7 @@ def test_runner_survives_and_attributes_a_crash():
     (valid,) = (c for c in CASES if c.id == "cbf-stride_int32_max_same")
     runs = hostile_cases.runs_for([zero_stride], "tf", modes=("function",))
     runs += hostile_cases.runs_for([valid], "ours", modes=("eager",))
-    out = hostile_cases.run(runs, workers=1)
+    out = subprocess_worker.run(runs, workers=1)
     crashed, after = out[runs[0]["key"]], out[runs[1]["key"]]
     assert hostile_cases.outcome(crashed) == "crash:SIGFPE", _describe(crashed)
     assert crashed["worker"] == "0.1"

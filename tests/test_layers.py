@@ -3,7 +3,7 @@
 * Every layer option (channels_first, dilation_rate, unequal strides, strides with dilation,
   groups, depth_multiplier, bias, activation) against a float64 oracle built from pure TF ops
   (tap slices + einsum for Conv2D, pad + stride-1 depthwise + subsample for depthwise; see
-  ``tf_convgrad.nn``), forward and gradients for the input, kernel and bias.
+  ``tf_convgrad._forward``), forward and gradients for the input, kernel and bias.
 * A small MobileNet-style model trains like the same model built from stock Keras layers: the
   loss curve over a few SGD steps and the final weights match within float32 tolerance, and its
   training graph uses our three ops and none of TF's backprop kernels.
@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tf_convgrad
+from tf_convgrad import _attrs, _forward
 
 import configs
 
@@ -59,14 +60,14 @@ def _option_id(options: dict) -> str:
 def _oracle(layer, x):
     """The layer's output computed with the pure-TF helpers, from its own weights."""
     data_format = FORMATS[layer.data_format]
-    attrs = tf_convgrad.nn.normalize_attrs(
+    attrs = _attrs.normalize(
         "oracle", list(layer.strides), layer.padding, data_format, list(layer.dilation_rate)
     )
     kernel = tf.convert_to_tensor(layer.kernel)
     if isinstance(layer, keras.layers.DepthwiseConv2D):
-        y = tf_convgrad.nn.depthwise_conv2d_forward(x, kernel, **attrs)
+        y = _forward.depthwise_conv2d_forward(x, kernel, **attrs)
     else:
-        y = tf_convgrad.nn.conv2d_forward(x, kernel, **attrs)
+        y = _forward.conv2d_forward(x, kernel, **attrs)
     if layer.use_bias:
         y = tf.nn.bias_add(y, tf.convert_to_tensor(layer.bias), data_format=data_format)
     return layer.activation(y)

@@ -1,7 +1,8 @@
 """Values of the three ops against three oracles.
 
-1. The float64 NumPy reference (``tests/reference.py``) on the same T-rounded inputs, for every
-   hand-written case x dtype x format (random cases: two drawn pairs each, ``configs.combos``).
+1. The float64 NumPy reference (``tf_convgrad.tools.reference``, its loops) on the same
+   T-rounded inputs, for every hand-written case x dtype x format (random cases: two drawn
+   pairs each, ``configs.combos``).
    Norm-relative tolerance ``configs.TOL``: our half/bfloat16 accumulate in float32 and round
    once, so they must be within about one unit roundoff of the exact result.
 2. ``tf.raw_ops`` with TF's native kernels (in process; conftest turned oneDNN off), NHWC, where
@@ -26,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
+from tf_convgrad.tools.metrics import UNIT_ROUNDOFF
 
 import configs
 import helpers
@@ -69,7 +71,7 @@ def test_matches_reference(case, dtype, data_format):
 @pytest.mark.parametrize("case", SLOW, **_case_ids)
 def test_layer_matches_reference(case, dtype, data_format):
     got = helpers.run_ours(case, dtype, data_format)
-    ref = helpers.reference_result(case, dtype, fast=True)
+    ref = helpers.reference_result(case, dtype, method="einsum")
     helpers.assert_matches(got, ref, TOL[dtype])
 
 
@@ -77,7 +79,7 @@ def test_layer_matches_reference(case, dtype, data_format):
 @pytest.mark.parametrize("case", configs.DBI_STREAM, **_case_ids)
 def test_streamed_dx_matches_reference(case, dtype):
     got = helpers.run_ours(case, dtype, "NHWC")
-    ref = helpers.reference_result(case, dtype, fast=True)
+    ref = helpers.reference_result(case, dtype, method="einsum")
     helpers.assert_matches(got, ref, TOL[dtype])
 
 
@@ -86,15 +88,15 @@ def test_streamed_dx_matches_reference(case, dtype):
 # --------------------------------------------------------------------------------------------------
 
 
-def _check_against_tf(case, dtype, tf_value, fast, what):
-    ref = helpers.reference_result(case, dtype, fast=fast)
+def _check_against_tf(case, dtype, tf_value, method, what):
+    ref = helpers.reference_result(case, dtype, method=method)
     ours = helpers.run_ours(case, dtype, "NHWC")
     assert tf_value.shape == ref.shape, f"{what}: shape {tf_value.shape}, expected {ref.shape}"
     if dtype in ("float32", "float64"):
         helpers.assert_matches(ours, tf_value, 2 * TOL[dtype], what=f"ours vs {what}")
         return
     # 16-bit: TF accumulates in T. Elementwise worst-case bound on |ours - tf| (module docstring).
-    bound_factor = helpers.gamma(case.terms_per_output + 2, configs.UNIT_ROUNDOFF[dtype])
+    bound_factor = helpers.gamma(case.terms_per_output + 2, UNIT_ROUNDOFF[dtype])
     if not np.isfinite(bound_factor):
         pytest.skip(
             f"worst-case bound of {what}'s {dtype} accumulation is vacuous for "
@@ -102,7 +104,7 @@ def _check_against_tf(case, dtype, tf_value, fast, what):
         )
     if ref.size == 0:
         return
-    abs_ref = helpers.abs_reference_result(case, dtype, fast=fast)
+    abs_ref = helpers.abs_reference_result(case, dtype, method=method)
     bound = TOL[dtype] * helpers.scale_of(ref) + bound_factor * abs_ref
     excess = np.abs(ours - tf_value) - bound
     worst = np.unravel_index(np.argmax(excess), excess.shape)
@@ -120,7 +122,7 @@ def _tf_native_cases(cases):
 @pytest.mark.parametrize(("case", "dtype"), _params_nhwc(_tf_native_cases(DEFAULT)))
 def test_matches_tf_native(case, dtype):
     tf_value = helpers.run_tf_native(case, dtype)
-    _check_against_tf(case, dtype, tf_value, fast=False, what="tf.raw_ops native")
+    _check_against_tf(case, dtype, tf_value, method="loops", what="tf.raw_ops native")
 
 
 @pytest.mark.slow
@@ -128,7 +130,7 @@ def test_matches_tf_native(case, dtype):
 @pytest.mark.parametrize("case", _tf_native_cases(SLOW), **_case_ids)
 def test_layer_matches_tf_native(case, dtype):
     tf_value = helpers.run_tf_native(case, dtype)
-    _check_against_tf(case, dtype, tf_value, fast=True, what="tf.raw_ops native")
+    _check_against_tf(case, dtype, tf_value, method="einsum", what="tf.raw_ops native")
 
 
 # --------------------------------------------------------------------------------------------------

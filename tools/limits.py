@@ -19,7 +19,7 @@ count for the slice) and:
               or too few tasks).
 
   .venv/bin/python tools/limits.py [--harness build-profile/cpu_cores_bench] [--rounds 3] [--json]
-(about 4 minutes; the layers are the benchmark's own, from tf_convgrad.tools.bench.suite.)
+(about 4 minutes; the layers are the benchmark's own, from tf_convgrad.tools.bench_cases.suite.)
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import re
 import subprocess
 import sys
 
-from tf_convgrad.tools import bench
+from tf_convgrad.tools import bench_cases
 
 CACHE_BYTES = 800 << 10
 LINE = re.compile(r"min ([0-9.]+) ms")
@@ -42,7 +42,7 @@ def _slice_rows(case):
     rows = case["h"]
     while rows > case["k"] + 1:
         sliced = dict(case, n=2, h=rows)
-        if bench.cost(sliced)[1] <= CACHE_BYTES:
+        if bench_cases.cost(sliced)[1] <= CACHE_BYTES:
             break
         rows -= 1
     return rows
@@ -64,11 +64,11 @@ def _time(harness, case, n, h, threads, reps, rounds):
 
 def measure(harness, rounds, progress=print):
     rows = []
-    cases = bench.suite(ops=["DBF", "DBI"], dtypes=["float32"])
+    cases = bench_cases.suite(ops=["DBF", "DBI"], dtypes=["float32"])
     for i, case in enumerate(cases):
         h = _slice_rows(case)
         sliced = dict(case, n=1, h=h)
-        flops, slice_flops = bench.cost(case)[0], bench.cost(sliced)[0]
+        flops, slice_flops = bench_cases.cost(case)[0], bench_cases.cost(sliced)[0]
         full = _time(harness, case, case["n"], case["h"], 1, 20, rounds)
         two = _time(harness, case, case["n"], case["h"], 2, 20, rounds)
         # One image's time on the slice, without the per-call costs: two images minus one.
@@ -79,7 +79,7 @@ def measure(harness, rounds, progress=print):
             op=case["op"],
             name=case["name"],
             slice_rows=h,
-            slice_bytes=bench.cost(dict(case, n=2, h=h))[1],
+            slice_bytes=bench_cases.cost(dict(case, n=2, h=h))[1],
             full_gflops=flops / full / 1e6,
             cache_gflops=slice_flops / cache / 1e6 if cache > 0 else float("nan"),
             two_gflops=flops / two / 1e6,

@@ -33,6 +33,18 @@ def _started_by_cli() -> bool:
     return False
 
 
+def build_info() -> dict:
+    """What was built and what runs: versions, compiler, instruction-set levels.
+
+    Keys: ``version`` (the package) and those the op library gives about itself, listed at
+    :func:`tf_convgrad._loader.build_info` (``tf_version``, ``tf_runtime``, ``compiler``,
+    ``isa``...). Loads TensorFlow and the library.
+    """
+    from . import _loader
+
+    return {"version": __version__, **_loader.build_info()}
+
+
 def _load() -> None:
     """Loads the API (TensorFlow, the op library, the gradients) into the package."""
     from . import _api
@@ -42,4 +54,6 @@ def _load() -> None:
 
 if not _started_by_cli():
     from ._api import *  # noqa: F403 -- the public API
-    from ._api import __all__  # noqa: F401
+    from ._api import __all__ as _api_all
+
+    __all__ = ["build_info", *_api_all]

@@ -63,9 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _info(args=None) -> int:
-    from . import _loader
+    from . import _loader, build_info
 
-    print(_loader.format_build_info(_loader.build_info()))
+    print(_loader.format_build_info(build_info()))
     return 0
 
 

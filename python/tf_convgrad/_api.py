@@ -2,7 +2,6 @@
 
 from . import dropin, layers, nn
 from . import grads as _grads  # noqa: F401 -- registers gradients
-from ._loader import build_info
 from .dropin import disable, enable, is_enabled
 from .nn import conv2d, depthwise_conv2d
 from .ops import (
@@ -12,7 +11,6 @@ from .ops import (
 )
 
 __all__ = [
-    "build_info",
     "conv2d",
     "conv2d_backprop_filter",
     "depthwise_conv2d",

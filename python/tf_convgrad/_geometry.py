@@ -3,7 +3,8 @@
 Attribute validation (strides, dilations, padding, explicit paddings, data format) and the output
 size and padding of each spatial dimension (TF's ``GetWindowedOutputSizeVerbose``), with TF's
 messages. No TensorFlow and no NumPy: the float64 reference (:mod:`tf_convgrad.tools.reference`),
-the Python wrappers (:mod:`tf_convgrad.nn`) and the test tools all take their geometry from here.
+the runtime's attribute checks and forward helpers (:mod:`tf_convgrad._attrs`,
+:mod:`tf_convgrad._forward`) and the test tools all take their geometry from here.
 The C++ kernels state the same rules once more, in ``tf_ops/cc/kernels/conv_backprop_common.cc``;
 the test suite checks the two against each other (docs/SEMANTICS.md, "Output size and padding").
 
@@ -19,6 +20,7 @@ __all__ = [
     "FORMATS",
     "PADDINGS",
     "ConvGeometry",
+    "check_attrs",
     "check_format",
     "conv_geometry",
     "four_sizes",
@@ -137,20 +139,16 @@ def _spatial_pair(values: Sequence[int], name: str, data_format: str) -> tuple[i
     return values[h_idx], values[w_idx]
 
 
-def conv_geometry(
-    in_hw: tuple[int, int],
-    filter_hw: tuple[int, int],
+def check_attrs(
     strides: Sequence[int],
     padding: str,
     explicit_paddings: Sequence[int] = (),
     data_format: str = "NHWC",
     dilations: Sequence[int] = (1, 1, 1, 1),
-) -> ConvGeometry:
-    """Validates the attributes and computes the output size and padding of both dimensions.
+) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """Validates the five attributes the ops share and returns their spatial parts.
 
     Args:
-        in_hw: Input ``(height, width)``.
-        filter_hw: Filter ``(height, width)``.
         strides: 4 strides in ``data_format`` order.
         padding: ``"SAME"``, ``"VALID"`` or ``"EXPLICIT"``.
         explicit_paddings: 8 pads (a before/after pair per dimension, ``data_format`` order) for
@@ -159,10 +157,11 @@ def conv_geometry(
         dilations: 4 dilation rates in ``data_format`` order.
 
     Returns:
-        The :class:`ConvGeometry`.
+        ``((stride_h, stride_w), (dilation_h, dilation_w), (pad_top, pad_bottom), (pad_left,
+        pad_right))``; the pads are zero unless ``padding`` is ``"EXPLICIT"``.
 
     Raises:
-        ValueError: On any invalid attribute or a negative output size.
+        ValueError: On any invalid attribute, with TF's message.
     """
     check_format(data_format)
     if padding not in PADDINGS:
@@ -195,7 +194,35 @@ def conv_geometry(
                 "explicit_paddings attribute must be empty if the padding attribute is not EXPLICIT"
             )
         pads_h = pads_w = (0, 0)
+    return (stride_h, stride_w), (dilation_h, dilation_w), pads_h, pads_w
 
+
+def conv_geometry(
+    in_hw: tuple[int, int],
+    filter_hw: tuple[int, int],
+    strides: Sequence[int],
+    padding: str,
+    explicit_paddings: Sequence[int] = (),
+    data_format: str = "NHWC",
+    dilations: Sequence[int] = (1, 1, 1, 1),
+) -> ConvGeometry:
+    """Validates the attributes and computes the output size and padding of both dimensions.
+
+    Args:
+        in_hw: Input ``(height, width)``.
+        filter_hw: Filter ``(height, width)``.
+        strides, padding, explicit_paddings, data_format, dilations: As for
+            :func:`check_attrs`.
+
+    Returns:
+        The :class:`ConvGeometry`.
+
+    Raises:
+        ValueError: On any invalid attribute or a negative output size.
+    """
+    (stride_h, stride_w), (dilation_h, dilation_w), pads_h, pads_w = check_attrs(
+        strides, padding, explicit_paddings, data_format, dilations
+    )
     out_h, pad_top, pad_bottom = windowed_output_size(
         in_hw[0], filter_hw[0], dilation_h, stride_h, padding, *pads_h
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import sys
 
 import tensorflow as tf
 
@@ -16,9 +17,9 @@ _loaded_path: list[str] = []  # the library load() loaded
 def _candidates() -> list[str]:
     # An editable install (scikit-build-core's redirect mode) puts the library in
     # site-packages while __file__ points into the source tree; the package's
-    # __path__ holds both, so search all of it.
-    from . import __path__ as package_path
-
+    # __path__ holds both, so search all of it. (The import system sets __path__ before the
+    # package's __init__ runs; reading it imports nothing.)
+    package_path = sys.modules[__package__].__path__
     override = os.environ.get("TF_CONVGRAD_LIBRARY")
     if override:  # an explicit choice: that library or an error, never a silent fallback
         return [override]
@@ -84,21 +85,19 @@ def _library_info(path: str) -> dict[str, str]:
 
 
 def build_info() -> dict:
-    """What was built and what runs: versions, compiler, instruction-set levels.
+    """What the loaded library says of its build and of what runs: everything
+    ``tf_convgrad.build_info()`` gives but the package version.
 
-    Keys: ``version`` (the package), ``tf_version`` (the TensorFlow the library was built
-    for), ``tf_runtime`` (the one imported), ``compiler``, ``isa`` (the level in use),
-    ``isa_description``, ``isa_levels`` (the levels built, best first), ``isa_supported``
-    (those this CPU runs), ``isa_requested`` (TF_CONVGRAD_ISA, "" if unset), ``isa_dispatch``
-    (False for a single-level ``TF_CONVGRAD_ARCH`` build) and ``library`` (its path).
+    Keys: ``tf_version`` (the TensorFlow the library was built for), ``tf_runtime`` (the one
+    imported), ``compiler``, ``isa`` (the level in use), ``isa_description``, ``isa_levels``
+    (the levels built, best first), ``isa_supported`` (those this CPU runs), ``isa_requested``
+    (TF_CONVGRAD_ISA, "" if unset), ``isa_dispatch`` (False for a single-level
+    ``TF_CONVGRAD_ARCH`` build) and ``library`` (its path).
     """
-    from . import __version__
-
     load()
     path = _loaded_path[0]
     raw = _library_info(path)
     return {
-        "version": __version__,
         "tf_version": raw.get("tf_version", ""),
         "tf_runtime": tf.__version__,
         "compiler": raw.get("compiler", ""),
@@ -113,7 +112,7 @@ def build_info() -> dict:
 
 
 def format_build_info(info: dict) -> str:
-    """``build_info()`` as the lines ``python -m tf_convgrad info`` prints."""
+    """``tf_convgrad.build_info()`` as the lines ``python -m tf_convgrad info`` prints."""
     levels = ", ".join(info["isa_levels"]) or "?"
     supported = ", ".join(info["isa_supported"]) or "none"
     how = (

@@ -9,9 +9,9 @@ registered function (``tf.RegisterGradient`` refuses a second registration), so
 :mod:`tf_convgrad.dropin` swaps the ``"type"`` value of an entry in place, through :func:`swap`.
 
 This is the whole private surface: the registry object, its ``_registry`` dict and the
-``"type"`` key; and, to keep custom ops out of XLA-compiled gradients, TF's XLA-context test
-(``control_flow_util.GraphOrParentsInXlaContext``) and the ``_attrs`` of the object that builds a
-``tf.function``'s backward graph (:func:`building_for_xla`). :data:`PROBLEM` says, at import,
+``"type"`` key; and, to keep custom ops out of XLA-compiled gradients, the ``_attrs`` of the
+object that builds a ``tf.function``'s backward graph (:func:`building_for_xla`; TF's XLA-context
+test itself is :func:`tf_convgrad._xla.in_xla_context`). :data:`PROBLEM` says, at import,
 whether TF's registry still has the expected shape (checked against TF 2.21.0, which the package
 pins); ``dropin.enable()`` refuses with that message instead of doing nothing when it does not.
 """
@@ -21,13 +21,17 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterable
 
-# Op types whose TF gradient functions tf_convgrad can replace (see dropin.py).
+from . import _xla
+from ._optable import OPS
+
+# Op types whose TF gradient functions tf_convgrad can replace (see dropin.py): those whose
+# gradients run the TF twin of one of our ops (the two depthwise twins among them).
 OP_TYPES = (
     "Conv2D",
     "Conv2DBackpropInput",
     "DepthwiseConv2dNative",
-    "DepthwiseConv2dNativeBackpropInput",
-    "DepthwiseConv2dNativeBackpropFilter",
+    OPS["dbi"].tf_name,
+    OPS["dbf"].tf_name,
 )
 
 _TYPE_KEY = "type"
@@ -106,10 +110,7 @@ def building_for_xla() -> bool:
 
     if tf.executing_eagerly():
         return False
-    from tensorflow.python.framework import ops as tf_ops  # noqa: PLC0415
-    from tensorflow.python.ops import control_flow_util  # noqa: PLC0415
-
-    if control_flow_util.GraphOrParentsInXlaContext(tf_ops.get_default_graph()):
+    if _xla.in_xla_context():
         return True
     frame = sys._getframe(1)
     while frame is not None:

@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
 
 import tensorflow as tf
 
+from . import _attrs, ops
 from . import _tf_gradient_registry as _registry
-from . import ops
+from ._optable import OPS
 
 __all__ = ["disable", "enable", "is_enabled"]
 
@@ -47,133 +47,100 @@ _TF_GRADIENTS: dict[str, Callable] = (
 )
 
 
-# --------------------------------------------------------------------------------------------
-# Attributes, as TF stores them (bytes for strings, lists, possibly None on the eager path)
-
-
-def _text(value: Any, default: str) -> str:
-    if value is None:
-        return default
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _get(op, name: str, default: Any) -> Any:
-    try:
-        value = op.get_attr(name)
-    except (KeyError, ValueError):
-        return default
-    return default if value is None else value
-
-
-def _attrs(op) -> dict[str, Any]:
-    """The five attributes every one of our ops takes, normalised."""
-    return {
-        "strides": [int(v) for v in _get(op, "strides", [1, 1, 1, 1])],
-        "padding": _text(_get(op, "padding", None), "VALID"),
-        "explicit_paddings": [int(v) for v in _get(op, "explicit_paddings", [])],
-        "data_format": _text(_get(op, "data_format", None), "NHWC"),
-        "dilations": [int(v) for v in _get(op, "dilations", [1, 1, 1, 1])],
-    }
-
-
 def _cudnn(op) -> bool:
-    return bool(_get(op, "use_cudnn_on_gpu", True))
-
-
-def _skipped(op) -> tuple:
-    """Inputs whose gradient the eager tape does not need (TF passes their indices)."""
-    return tuple(getattr(op, "skip_input_indices", None) or ())
+    return bool(_attrs.get_attr(op, "use_cudnn_on_gpu", True))
 
 
 def _like(t, reference):
     """``t`` with ``reference``'s static shape where graph shape inference left it open."""
-    if t is not None and not tf.executing_eagerly():
+    if not tf.executing_eagerly():
         t.set_shape(t.shape.merge_with(reference.shape))
     return t
 
 
 # --------------------------------------------------------------------------------------------
 # Gradient functions (same structure and attributes as TF's nn_grad.py)
+#
+# Each of the five ops computes one tensor of a convolution from the other two: the input x, the
+# filter w or the output y. Its gradient with respect to a tensor input computes that input's
+# role from the op's other tensor and ``grad``, which takes the role of the op's output:
+#
+#   Conv2D(x, w) -> y                        dx = TF's Conv2DBackpropInput(w, g), dw = CBF(x, g)
+#   Conv2DBackpropInput(sizes, w, y) -> x    dw = CBF(g, y),  dy = TF's Conv2D(g, w)
+#   DepthwiseConv2dNative(x, w) -> y         dx = DBI(w, g),  dw = DBF(x, g)
+#   DepthwiseConv2dNativeBackpropInput(sizes, w, y) -> x    dw = DBF(g, y), dy = TF's forward(g, w)
+#   DepthwiseConv2dNativeBackpropFilter(x, sizes, y) -> w   dx = DBI(g, y), dy = TF's forward(x, g)
+#
+# The functions below compute one role from a dict of the three (the role computed holds the
+# tensor whose gradient it is: its shape is the sizes argument).
 
 
-def _conv2d_grad(op, grad):
-    x, w = op.inputs[0], op.inputs[1]
-    attrs, skip = _attrs(op), _skipped(op)
-    dx = dw = None
-    if 0 not in skip:
-        dx = tf.raw_ops.Conv2DBackpropInput(
-            input_sizes=tf.shape(x), filter=w, out_backprop=grad, use_cudnn_on_gpu=_cudnn(op),
-            **attrs,
-        )  # fmt: skip
-    if 1 not in skip:
-        dw = _like(ops.conv2d_backprop_filter(x, tf.shape(w), grad, **attrs), w)
-    return [dx, dw]
+def _conv_input(t, attrs, op):
+    return tf.raw_ops.Conv2DBackpropInput(
+        input_sizes=tf.shape(t["x"]), filter=t["w"], out_backprop=t["y"],
+        use_cudnn_on_gpu=_cudnn(op), **attrs,
+    )  # fmt: skip
 
 
-def _conv2d_backprop_input_grad(op, grad):
-    w, dy = op.inputs[1], op.inputs[2]
-    attrs, skip = _attrs(op), _skipped(op)
-    dw = ddy = None
-    if 1 not in skip:
-        dw = _like(ops.conv2d_backprop_filter(grad, tf.shape(w), dy, **attrs), w)
-    if 2 not in skip:
-        ddy = tf.raw_ops.Conv2D(input=grad, filter=w, use_cudnn_on_gpu=_cudnn(op), **attrs)
-    return [None, dw, ddy]
+def _conv_filter(t, attrs, op):
+    return _like(ops.conv2d_backprop_filter(t["x"], tf.shape(t["w"]), t["y"], **attrs), t["w"])
 
 
-def _depthwise_grad(op, grad):
-    x, f = op.inputs[0], op.inputs[1]
-    attrs, skip = _attrs(op), _skipped(op)
-    dx = df = None
-    if 0 not in skip:
-        dx = _like(ops.depthwise_conv2d_native_backprop_input(tf.shape(x), f, grad, **attrs), x)
-    if 1 not in skip:
-        df = _like(ops.depthwise_conv2d_native_backprop_filter(x, tf.shape(f), grad, **attrs), f)
-    return [dx, df]
+def _conv_output(t, attrs, op):
+    return tf.raw_ops.Conv2D(input=t["x"], filter=t["w"], use_cudnn_on_gpu=_cudnn(op), **attrs)
 
 
-def _depthwise_backprop_input_grad(op, grad):
-    f, dy = op.inputs[1], op.inputs[2]
-    attrs, skip = _attrs(op), _skipped(op)
-    df = ddy = None
-    if 1 not in skip:
-        df = _like(ops.depthwise_conv2d_native_backprop_filter(grad, tf.shape(f), dy, **attrs), f)
-    if 2 not in skip:
-        ddy = tf.raw_ops.DepthwiseConv2dNative(input=grad, filter=f, **attrs)
-    return [None, df, ddy]
+def _depthwise_input(t, attrs, op):
+    dx = ops.depthwise_conv2d_native_backprop_input(tf.shape(t["x"]), t["w"], t["y"], **attrs)
+    return _like(dx, t["x"])
 
 
-def _depthwise_backprop_filter_grad(op, grad):
-    x, dy = op.inputs[0], op.inputs[2]
-    attrs, skip = _attrs(op), _skipped(op)
-    dx = ddy = None
-    if 0 not in skip:
-        dx = _like(ops.depthwise_conv2d_native_backprop_input(tf.shape(x), grad, dy, **attrs), x)
-    if 2 not in skip:
-        ddy = tf.raw_ops.DepthwiseConv2dNative(input=x, filter=grad, **attrs)
-    return [dx, None, ddy]
+def _depthwise_filter(t, attrs, op):
+    dw = ops.depthwise_conv2d_native_backprop_filter(t["x"], tf.shape(t["w"]), t["y"], **attrs)
+    return _like(dw, t["w"])
 
 
-_OURS: dict[str, Callable] = {
-    "Conv2D": _conv2d_grad,
-    "Conv2DBackpropInput": _conv2d_backprop_input_grad,
-    "DepthwiseConv2dNative": _depthwise_grad,
-    "DepthwiseConv2dNativeBackpropInput": _depthwise_backprop_input_grad,
-    "DepthwiseConv2dNativeBackpropFilter": _depthwise_backprop_filter_grad,
+def _depthwise_output(t, attrs, op):
+    return tf.raw_ops.DepthwiseConv2dNative(input=t["x"], filter=t["w"], **attrs)
+
+
+_CONV = {"x": _conv_input, "w": _conv_filter, "y": _conv_output}
+_DEPTHWISE = {"x": _depthwise_input, "w": _depthwise_filter, "y": _depthwise_output}
+
+# Op type -> (its family's functions, the roles of its inputs (None: the sizes), its output's).
+_ROLES: dict[str, tuple[dict[str, Callable], tuple[str | None, ...], str]] = {
+    "Conv2D": (_CONV, ("x", "w"), "y"),
+    "Conv2DBackpropInput": (_CONV, (None, "w", "y"), "x"),
+    "DepthwiseConv2dNative": (_DEPTHWISE, ("x", "w"), "y"),
+    OPS["dbi"].tf_name: (_DEPTHWISE, (None, "w", "y"), "x"),
+    OPS["dbf"].tf_name: (_DEPTHWISE, ("x", None, "y"), "w"),
 }
-assert set(_OURS) == set(_registry.OP_TYPES)
+assert set(_ROLES) == set(_registry.OP_TYPES)
+
+
+def _ours(op, grad) -> list:
+    """Our gradient of one of the five ops: one per input, None for the sizes and for the inputs
+    the eager tape does not need (TF passes their indices as ``op.skip_input_indices``)."""
+    family, roles, output = _ROLES[op.type]
+    tensors = {role: t for role, t in zip(roles, op.inputs, strict=True) if role}
+    tensors[output] = grad
+    attrs = _attrs.from_op(op)
+    skip = tuple(getattr(op, "skip_input_indices", None) or ())
+    return [
+        None if role is None or i in skip else family[role](tensors, attrs, op)
+        for i, role in enumerate(roles)
+    ]
 
 
 def _outside_xla(op_type: str) -> Callable:
     """Our gradient, or TF's own where XLA compiles it (custom ops cannot be compiled)."""
-    ours = _OURS[op_type]
 
     def gradient(op, grad):
         if _registry.building_for_xla():
             return _TF_GRADIENTS[op_type](op, grad)
-        return ours(op, grad)
+        return _ours(op, grad)
 
-    gradient.__name__ = f"tf_convgrad_{ours.__name__.lstrip('_')}"
+    gradient.__name__ = f"tf_convgrad_{op_type}_grad"
     gradient.__doc__ = f"tf_convgrad.enable()'s gradient for TF's {op_type}."
     return gradient
 

@@ -8,67 +8,30 @@
                                          d(dy) = depthwise_conv2d(g, f)
 
 all with the op's own attributes (TF's nn_grad.py; docs/SEMANTICS.md, "Gradient registrations
-(nn_grad.py) and TF's second-order gaps"). ``conv2d``,
-``conv2d_backprop_input`` and ``depthwise_conv2d`` are the differentiable blocks of
-:mod:`tf_convgrad.nn`: they honour NCHW, dilations (with strides), unequal strides, explicit
-padding and groups on CPU, where TF's own second-order path refuses or ignores them, and their
-gradients call our ops again, so gradients of every order work.
+(nn_grad.py) and TF's second-order gaps"). ``conv2d``, ``conv2d_backprop_input`` and
+``depthwise_conv2d`` are the differentiable blocks of :mod:`tf_convgrad._conv2d_blocks` and
+:mod:`tf_convgrad._depthwise_blocks`: they honour NCHW, dilations (with strides), unequal strides,
+explicit padding and groups on CPU, where TF's own second-order path refuses or ignores them, and
+their gradients call our ops again, so gradients of every order work.
 
 Graph-mode safety: a gradient is built at trace time, before any kernel has validated the op.
 When the op's attributes or static shapes are invalid (for example a zero stride), the op fails
 at run time with its own InvalidArgumentError, as it does eagerly. The gradient then builds no
 convolution at all (a zero stride must never reach TF's Conv2D or Grappler's cost model, which
 divide by it): it returns zeros that depend on the op's output and on an assertion naming the
-problem and on the op's output, so running the gradient raises the op's own error.
+problem, so running the gradient raises the op's own error.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 import tensorflow as tf
 
-from . import nn, ops
-
-# Kept importable from here for existing callers.
-from .nn import conv2d_backprop_input, conv2d_forward, depthwise_conv2d_forward
-
-__all__ = ["conv2d_backprop_input", "conv2d_forward", "depthwise_conv2d_forward"]
-
-
-def _attrs(op) -> dict[str, Any]:
-    return {
-        "strides": list(op.get_attr("strides")),
-        "padding": op.get_attr("padding").decode(),
-        "explicit_paddings": list(op.get_attr("explicit_paddings")),
-        "data_format": op.get_attr("data_format").decode(),
-        "dilations": list(op.get_attr("dilations")),
-    }
-
-
-def _attr_problem(attrs: dict[str, Any]) -> str | None:
-    """What makes the attributes invalid for our ops (and for the gradient's building blocks)."""
-    data_format = attrs["data_format"]
-    if data_format not in ("NHWC", "NCHW"):
-        return f"invalid data_format {data_format}"
-    n, c = (0, 3) if data_format == "NHWC" else (0, 1)
-    for name in ("strides", "dilations"):
-        values = attrs[name]
-        if len(values) != 4:
-            return f"{name} must have 4 values, got {values}"
-        if values[n] != 1 or values[c] != 1:
-            return f"{name} in the batch and depth dimensions must be 1, got {values}"
-        if min(values) < 1:
-            return f"{name} must be >= 1, got {values}"
-    explicit = attrs["explicit_paddings"]
-    if attrs["padding"] == "EXPLICIT":
-        if len(explicit) != 8 or min(explicit) < 0:
-            return f"explicit_paddings must be 8 values >= 0, got {explicit}"
-        if explicit[2 * n : 2 * n + 2] != [0, 0] or explicit[2 * c : 2 * c + 2] != [0, 0]:
-            return f"explicit padding in the batch or depth dimensions: {explicit}"
-    elif explicit:
-        return "explicit_paddings must be empty unless padding is EXPLICIT"
-    return None
+from . import _attrs, _xla, ops
+from ._conv2d_blocks import conv2d_backprop_input_block, conv2d_block
+from ._depthwise_blocks import depthwise_conv2d_block
+from ._optable import OPS
 
 
 def _deferred_error(op, problem: str, like: list) -> list:
@@ -83,52 +46,59 @@ def _deferred_error(op, problem: str, like: list) -> list:
     return [None if t is None else tf.zeros_like(t) + tf.cast(total * 0, t.dtype) for t in like]
 
 
-def _problem(kind: str, input_shape, filter_shape, dy, attrs) -> str | None:
-    return _attr_problem(attrs) or nn.geometry_problem(
-        kind, input_shape, filter_shape, attrs, out_shape=dy.shape
-    )
+def _gradient(op, grad, key: str, other: Callable, forward: Callable, other_key: str | None):
+    """The gradients of op ``key`` (a row of the op table) for the gradient ``grad`` of its output.
+
+    The op's tensor operand (``input`` or ``filter``) and ``grad`` are the forward convolution's
+    input and filter, in that order or the other way round. Returns ``[d(first input),
+    d(second input), d(out_backprop)]``: ``other(operand, grad, dy, attrs)`` for the operand,
+    ``forward(input, filter, attrs)`` for ``out_backprop``, None for the sizes.
+
+    Args:
+        op: The op being differentiated.
+        grad: The gradient of its output.
+        key: Its key in the op table.
+        other: Builds the operand's gradient.
+        forward: The differentiable forward block.
+        other_key: The other op of ours that ``other`` runs, if any (for the XLA message).
+    """
+    row = OPS[key]
+    attrs = _attrs.from_op(op)
+    dy = op.inputs[2]
+    operand_first = row.operand == "input"
+    operand = op.inputs[0] if operand_first else op.inputs[1]
+    x, w = (operand, grad) if operand_first else (grad, operand)
+    kind = "depthwise" if row.depthwise else "conv"
+    problem = _attrs.problem(kind, x.shape, w.shape, attrs, out_shape=dy.shape)
+    if problem:
+        like = [operand, None, dy] if operand_first else [None, operand, dy]
+        return _deferred_error(op, problem, like)
+    others = [OPS[other_key].registered] if other_key else []
+    _xla.check_not_xla(f"the gradient of {op.type}", [op.type, *others])
+    d_operand = other(operand, grad, dy, attrs)
+    d_dy = forward(x, w, attrs)
+    return [d_operand, None, d_dy] if operand_first else [None, d_operand, d_dy]
 
 
-@tf.RegisterGradient(ops.CONV2D_BACKPROP_FILTER)
+@tf.RegisterGradient(OPS["cbf"].registered)
 def _conv2d_backprop_filter_grad(op, grad):
-    attrs = _attrs(op)
-    x, dy = op.inputs[0], op.inputs[2]
-    problem = _problem("conv", x.shape, grad.shape, dy, attrs)
-    if problem:
-        return _deferred_error(op, problem, [x, None, dy])
-    nn.check_not_xla(f"the gradient of {op.type}", [op.type])
-    return [
-        nn.conv2d_backprop_input_block(tf.shape(x), grad, dy, attrs, x.shape),
-        None,
-        nn.conv2d_block(x, grad, attrs),
-    ]
+    def dx(x, g, dy, attrs):
+        return conv2d_backprop_input_block(tf.shape(x), g, dy, attrs, x.shape)
+
+    return _gradient(op, grad, "cbf", dx, conv2d_block, None)
 
 
-@tf.RegisterGradient(ops.DEPTHWISE_BACKPROP_FILTER)
+@tf.RegisterGradient(OPS["dbf"].registered)
 def _depthwise_backprop_filter_grad(op, grad):
-    attrs = _attrs(op)
-    x, dy = op.inputs[0], op.inputs[2]
-    problem = _problem("depthwise", x.shape, grad.shape, dy, attrs)
-    if problem:
-        return _deferred_error(op, problem, [x, None, dy])
-    nn.check_not_xla(f"the gradient of {op.type}", [op.type, ops.DEPTHWISE_BACKPROP_INPUT])
-    return [
-        ops.depthwise_conv2d_native_backprop_input(tf.shape(x), grad, dy, **attrs),
-        None,
-        nn.depthwise_conv2d_block(x, grad, attrs),
-    ]
+    def dx(x, g, dy, attrs):
+        return ops.depthwise_conv2d_native_backprop_input(tf.shape(x), g, dy, **attrs)
+
+    return _gradient(op, grad, "dbf", dx, depthwise_conv2d_block, "dbi")
 
 
-@tf.RegisterGradient(ops.DEPTHWISE_BACKPROP_INPUT)
+@tf.RegisterGradient(OPS["dbi"].registered)
 def _depthwise_backprop_input_grad(op, grad):
-    attrs = _attrs(op)
-    f, dy = op.inputs[1], op.inputs[2]
-    problem = _problem("depthwise", grad.shape, f.shape, dy, attrs)
-    if problem:
-        return _deferred_error(op, problem, [None, f, dy])
-    nn.check_not_xla(f"the gradient of {op.type}", [op.type, ops.DEPTHWISE_BACKPROP_FILTER])
-    return [
-        None,
-        ops.depthwise_conv2d_native_backprop_filter(grad, tf.shape(f), dy, **attrs),
-        nn.depthwise_conv2d_block(grad, f, attrs),
-    ]
+    def df(f, g, dy, attrs):
+        return ops.depthwise_conv2d_native_backprop_filter(g, tf.shape(f), dy, **attrs)
+
+    return _gradient(op, grad, "dbi", df, depthwise_conv2d_block, "dbf")

@@ -1,20 +1,23 @@
-"""Python wrappers: the same arguments, order and defaults as the tf.raw_ops twins."""
+"""Python wrappers: the same arguments, order and defaults as the tf.raw_ops twins.
+
+Each wrapper runs its op (a row of :mod:`tf_convgrad._optable`) through the function TF generated
+for it when the library was loaded; the sizes argument gets a fast path eagerly and the XLA
+guard (:mod:`tf_convgrad._xla`) while tracing.
+"""
 
 from __future__ import annotations
 
 import tensorflow as _tf
 
-from . import _loader
+from . import _loader, _xla
+from ._optable import OPS, Op
 
 _lib = _loader.load()
-
-# Names under which TF registers the ops; gradients and SavedModels refer to these.
-CONV2D_BACKPROP_FILTER = "ConvGrad>Conv2DBackpropFilter"
-DEPTHWISE_BACKPROP_FILTER = "ConvGrad>DepthwiseConv2dNativeBackpropFilter"
-DEPTHWISE_BACKPROP_INPUT = "ConvGrad>DepthwiseConv2dNativeBackpropInput"
+# The generated wrapper of each op, by key: conv_grad_<function> for ConvGrad><TF name>.
+_GENERATED = {key: getattr(_lib, f"conv_grad_{row.function}") for key, row in OPS.items()}
 
 
-def _sizes(api, op_type, sizes):
+def _sizes(row: Op, sizes):
     """The op's int32 sizes argument, ready to pass; under XLA (traced only), a clear error.
 
     Eagerly, a list or tuple of Python ints in int32 range becomes a tensor here: the generated
@@ -28,10 +31,14 @@ def _sizes(api, op_type, sizes):
         ):
             return _tf.constant(sizes, _tf.int32)
         return sizes
-    from .nn import check_not_xla  # nn imports this module
-
-    check_not_xla(api, [op_type])
+    _xla.check_not_xla(f"tf_convgrad.{row.function}", [row.registered])
     return sizes
+
+
+def _run(row: Op, sizes, **args):
+    """Runs the op of the op table's ``row`` with its sizes argument (see :func:`_sizes`) and the
+    others (``args``)."""
+    return _GENERATED[row.key](**{row.sizes: _sizes(row, sizes)}, **args)
 
 
 def conv2d_backprop_filter(
@@ -66,21 +73,11 @@ def conv2d_backprop_filter(
     Raises:
       tf.errors.InvalidArgumentError: on inconsistent shapes or attributes.
     """
-    filter_sizes = _sizes(
-        "tf_convgrad.conv2d_backprop_filter", CONV2D_BACKPROP_FILTER, filter_sizes
-    )
-    return _lib.conv_grad_conv2d_backprop_filter(
-        input=input,
-        filter_sizes=filter_sizes,
-        out_backprop=out_backprop,
-        strides=strides,
-        padding=padding,
-        use_cudnn_on_gpu=use_cudnn_on_gpu,
-        explicit_paddings=explicit_paddings,
-        data_format=data_format,
-        dilations=dilations,
-        name=name,
-    )
+    return _run(
+        OPS["cbf"], filter_sizes, input=input, out_backprop=out_backprop, strides=strides,
+        padding=padding, use_cudnn_on_gpu=use_cudnn_on_gpu, explicit_paddings=explicit_paddings,
+        data_format=data_format, dilations=dilations, name=name,
+    )  # fmt: skip
 
 
 def depthwise_conv2d_native_backprop_filter(
@@ -112,22 +109,11 @@ def depthwise_conv2d_native_backprop_filter(
     Raises:
       tf.errors.InvalidArgumentError: on inconsistent shapes or attributes.
     """
-    filter_sizes = _sizes(
-        "tf_convgrad.depthwise_conv2d_native_backprop_filter",
-        DEPTHWISE_BACKPROP_FILTER,
-        filter_sizes,
-    )
-    return _lib.conv_grad_depthwise_conv2d_native_backprop_filter(
-        input=input,
-        filter_sizes=filter_sizes,
-        out_backprop=out_backprop,
-        strides=strides,
-        padding=padding,
-        explicit_paddings=explicit_paddings,
-        data_format=data_format,
-        dilations=dilations,
-        name=name,
-    )
+    return _run(
+        OPS["dbf"], filter_sizes, input=input, out_backprop=out_backprop, strides=strides,
+        padding=padding, explicit_paddings=explicit_paddings, data_format=data_format,
+        dilations=dilations, name=name,
+    )  # fmt: skip
 
 
 def depthwise_conv2d_native_backprop_input(
@@ -158,17 +144,8 @@ def depthwise_conv2d_native_backprop_input(
     Raises:
       tf.errors.InvalidArgumentError: on inconsistent shapes or attributes.
     """
-    input_sizes = _sizes(
-        "tf_convgrad.depthwise_conv2d_native_backprop_input", DEPTHWISE_BACKPROP_INPUT, input_sizes
-    )
-    return _lib.conv_grad_depthwise_conv2d_native_backprop_input(
-        input_sizes=input_sizes,
-        filter=filter,
-        out_backprop=out_backprop,
-        strides=strides,
-        padding=padding,
-        explicit_paddings=explicit_paddings,
-        data_format=data_format,
-        dilations=dilations,
-        name=name,
-    )
+    return _run(
+        OPS["dbi"], input_sizes, filter=filter, out_backprop=out_backprop, strides=strides,
+        padding=padding, explicit_paddings=explicit_paddings, data_format=data_format,
+        dilations=dilations, name=name,
+    )  # fmt: skip

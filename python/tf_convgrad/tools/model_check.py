@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from .. import _cli
-from . import crosscheck, metrics
+from . import crosscheck_report, metrics
 
 __all__ = ["APPLICATIONS", "FACTOR", "FLOOR", "add_arguments", "check_model", "run", "tolerance"]
 
@@ -480,7 +480,7 @@ def run(args: argparse.Namespace) -> int:
         return _usage_error(str(error))
     report["environment"] = environment()
     if args.json:
-        print(json.dumps(crosscheck._jsonable(report), indent=1))
+        print(json.dumps(crosscheck_report.jsonable(report), indent=1))
     else:
         print(format_report(report))
     return 0 if report["summary"]["pass"] else 1

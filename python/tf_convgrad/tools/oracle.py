@@ -7,14 +7,15 @@ against both implementations from one test session, :func:`run_raw_ops` batches 
 worker process started with the requested setting and collects the results.
 
 Crash safety: some inputs make TF abort the process (CHECK failures under oneDNN, a SIGFPE in
-Grappler for zero strides in ``tf.function``). The worker therefore writes the result of every
-task to its own file as soon as it finishes. When the worker dies, the first task without a result
-is the one that killed it; the parent marks it crashed and restarts the worker after it.
+Grappler for zero strides in ``tf.function``). The cases therefore run in a crash-isolated worker
+(:mod:`.worker`): a case that kills its process is reported as crashed, with the signal, and the
+cases after it run in a fresh process.
 
-The worker is started as ``python -c <bootstrap> <this file> ...``: it loads this file by path,
-so that the ``tf_convgrad`` package (whose ``__init__`` loads our op library) is not imported,
-and TF's own kernels are the only ones registered. Only with ``include_ours=True`` does the
-worker also import ``tf_convgrad`` and run our ops on the same tensors in the same process.
+The worker loads this file by path (``_prepare`` is its task function), so that the
+``tf_convgrad`` package (whose ``__init__`` loads our op library) is not imported, and TF's own
+kernels are the only ones registered; that is also why the package-relative imports below sit
+inside the parent-side functions. Only with ``include_ours=True`` does the worker also import
+``tf_convgrad`` and run our ops on the same tensors in the same process.
 
 Each case may also ask for ``"device": "gpu"`` (TF's GPU kernels; reported as unavailable when
 TensorFlow sees no GPU), ``"repeats": n`` (run n times; ``"deterministic"`` says whether all runs
@@ -35,48 +36,19 @@ EXPLICIT -> ``_MklNative<Op>``) and ``"kernel_source"`` says ``"predicted"``.
 
 from __future__ import annotations
 
-import argparse
+import functools
 import os
-import pickle
 import re
-import signal
-import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["OPS", "OURS_FUNCTIONS", "predicted_kernel", "run_raw_ops", "signal_name"]
+__all__ = ["predicted_kernel", "run_case", "run_raw_ops"]
 
-#: The op names accepted in a case's ``"op"``, mapped to the name of their integer sizes input.
-OPS = {
-    "Conv2DBackpropFilter": "filter_sizes",
-    "DepthwiseConv2dNativeBackpropFilter": "filter_sizes",
-    "DepthwiseConv2dNativeBackpropInput": "input_sizes",
-}
-
-#: The ``tf_convgrad`` wrapper that mirrors each TF op.
-OURS_FUNCTIONS = {
-    "Conv2DBackpropFilter": "conv2d_backprop_filter",
-    "DepthwiseConv2dNativeBackpropFilter": "depthwise_conv2d_native_backprop_filter",
-    "DepthwiseConv2dNativeBackpropInput": "depthwise_conv2d_native_backprop_input",
-}
-
-_DTYPES = ("float16", "bfloat16", "float32", "float64")
 _MODES = ("eager", "function")
-
-# Loads this file as a module without importing the tf_convgrad package.
-_BOOTSTRAP = (
-    "import importlib.util, sys\n"
-    "spec = importlib.util.spec_from_file_location('_tf_convgrad_oracle_worker', sys.argv[1])\n"
-    "module = importlib.util.module_from_spec(spec)\n"
-    "spec.loader.exec_module(module)\n"
-    "sys.exit(module._worker_main(sys.argv[2:]))\n"
-)
 
 
 def predicted_kernel(op: str, dtype: str, padding: Any, onednn: bool) -> str:
@@ -113,7 +85,8 @@ def run_raw_ops(
     """Runs ``tf.raw_ops`` cases in a worker process with oneDNN on or off.
 
     Args:
-        cases: Each a dict with keys ``"op"`` (a key of :data:`OPS`); ``"args"`` (input name to
+        cases: Each a dict with keys ``"op"`` (TF's op name, e.g. ``"Conv2DBackpropFilter"``);
+            ``"args"`` (input name to
             value: a float64 NumPy array for each ``T`` input, cast to ``dtype`` inside the worker;
             a list or integer array for the sizes input, lists becoming int32, arrays kept with
             their dtype); ``"attrs"`` (the op's attributes as keyword arguments); ``"dtype"``
@@ -137,94 +110,75 @@ def run_raw_ops(
         * ``{"ok": False, "error_class": "InvalidArgumentError", "message": str, "kernel": str,
           "kernel_source": "observed" | "predicted"}`` (any exception class: ``ValueError`` and
           ``TypeError`` come from graph construction in ``"function"`` mode);
-        * ``{"ok": False, "crashed": True, "returncode": int, "message": <log tail>}`` when the
-          case killed the worker (a negative return code is the signal number);
+        * ``{"ok": False, "crashed": True, "returncode": int, "signal": str, "message": <log
+          tail>}`` when the case killed the worker (a negative return code is the signal);
         * ``{"ok": False, "timed_out": True, "returncode": int | None, "message": str}`` when the
           budget ran out before or while the case ran;
         * ``{"ok": False, "unavailable": True, "message": str}`` for a GPU case when TF sees no
           GPU.
 
-        With ``include_ours``, ``"ours"`` holds a dict of the same form for our op.
+        With ``include_ours``, ``"ours"`` holds a dict of the same form for our op. Every
+        result also names the worker process that produced it (``"worker"``, ``"pid"``; see
+        :mod:`.worker`).
 
     Raises:
         ValueError: On a malformed case.
-        RuntimeError: If the worker fails before it could run anything (e.g. TF cannot be
-            imported).
+        tf_convgrad.tools.worker.WorkerStartError: If the worker fails before it could run
+            anything (e.g. TF cannot be imported); a ``RuntimeError``.
     """
+    from . import worker
+
     tasks = []
     for index, case in enumerate(cases):
         _check_case(index, case)
-        tasks.append({**case, "impl": "tf"})
+        tasks.append(_task(case, "tf"))
         if include_ours:
-            tasks.append({**case, "impl": "ours"})
-
-    results: list[dict[str, Any] | None] = [None] * len(tasks)
-    env = dict(os.environ)
-    env["TF_ENABLE_ONEDNN_OPTS"] = "1" if onednn else "0"
-    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    deadline = time.monotonic() + timeout
-    with tempfile.TemporaryDirectory(prefix="tf_convgrad_oracle_") as tmp:
-        workdir = Path(tmp)
-        with open(workdir / "tasks.pkl", "wb") as f:
-            pickle.dump(tasks, f, protocol=pickle.HIGHEST_PROTOCOL)
-        package_parent = str(Path(__file__).resolve().parents[2])  # python/
-        start = 0
-        while start < len(tasks):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                for k in range(start, len(tasks)):
-                    results[k] = _timed_out(None, "not run: the oracle's time budget ran out")
-                break
-            log_path = workdir / f"worker_{start}.log"
-            command = [sys.executable, "-c", _BOOTSTRAP, str(Path(__file__).resolve())]
-            command += ["--worker", str(workdir), "--start", str(start)]
-            if include_ours:
-                command += ["--ours-path", package_parent]
-            with open(log_path, "wb") as log:
-                proc = subprocess.Popen(
-                    command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT
-                )
-                returncode, timed_out = _wait(proc, workdir, start, len(tasks), deadline, progress)
-            done = start
-            while done < len(tasks) and (workdir / f"result_{done}.pkl").exists():
-                with open(workdir / f"result_{done}.pkl", "rb") as f:
-                    results[done] = pickle.load(f)
-                done += 1
-            if done == len(tasks):
-                break
-            log_tail = _log_tail(log_path)
-            if not (workdir / f"ready_{start}").exists() and not timed_out:
-                raise RuntimeError(
-                    f"oracle worker (TF_ENABLE_ONEDNN_OPTS={env['TF_ENABLE_ONEDNN_OPTS']}) "
-                    f"exited with code {returncode} before running any case:\n{log_tail}"
-                )
-            if timed_out:
-                results[done] = _timed_out(
-                    returncode, log_tail or f"killed at the oracle's time limit ({timeout:g} s)"
-                )
-            else:
-                results[done] = {
-                    "ok": False,
-                    "crashed": True,
-                    "returncode": returncode,
-                    "message": log_tail or f"worker killed ({signal_name(returncode)})",
-                }
-            start = done + 1
-
+            tasks.append(_task(case, "ours"))
+    results = worker.run(
+        f"{__file__}:_prepare",
+        tasks,
+        env={"TF_ENABLE_ONEDNN_OPTS": "1" if onednn else "0"},
+        start_timeout=timeout,
+        timeout=timeout,
+        progress=progress,
+    )
     if not include_ours:
-        return results  # type: ignore[return-value]
-    merged = []
-    for k in range(0, len(tasks), 2):
-        merged.append({**results[k], "ours": results[k + 1]})  # type: ignore[dict-item]
-    return merged
+        return results
+    return [{**results[k], "ours": results[k + 1]} for k in range(0, len(tasks), 2)]
+
+
+def run_case(tf: Any, ours: Any, case: dict[str, Any], impl: str = "tf") -> dict[str, Any]:
+    """Runs one case in this process, as the worker does.
+
+    Args:
+        tf: The ``tensorflow`` module.
+        ours: The ``tf_convgrad`` module (for ``impl="ours"``), or None.
+        case: A case as :func:`run_raw_ops` takes it.
+        impl: ``"tf"`` (``tf.raw_ops``) or ``"ours"``.
+
+    Returns:
+        A result as :func:`run_raw_ops` returns it (never ``crashed`` or ``timed_out``).
+    """
+    return _run_task(tf, ours, _task(case, impl))
+
+
+def _task(case: dict[str, Any], impl: str) -> dict[str, Any]:
+    """A worker task: the case with the op-table facts the worker cannot import."""
+    from .._optable import BY_TF_NAME
+
+    op = BY_TF_NAME[case["op"]]
+    return {**case, "impl": impl, "sizes_name": op.sizes, "ours_function": op.function}
 
 
 def _check_case(index: int, case: dict[str, Any]) -> None:
+    from .._optable import BY_TF_NAME
+    from .metrics import DTYPES
+
     op = case.get("op")
-    if op not in OPS:
-        raise ValueError(f"case {index}: unknown op {op!r}; expected one of {list(OPS)}")
-    if case.get("dtype") not in _DTYPES:
-        raise ValueError(f"case {index}: dtype must be one of {_DTYPES}, got {case.get('dtype')!r}")
+    if op not in BY_TF_NAME:
+        raise ValueError(f"case {index}: unknown op {op!r}; expected one of {list(BY_TF_NAME)}")
+    if case.get("dtype") not in DTYPES:
+        raise ValueError(f"case {index}: dtype must be one of {DTYPES}, got {case.get('dtype')!r}")
     if case.get("mode", "eager") not in _MODES:
         raise ValueError(f"case {index}: mode must be one of {_MODES}, got {case.get('mode')!r}")
     if case.get("device", "cpu") not in ("cpu", "gpu"):
@@ -235,84 +189,22 @@ def _check_case(index: int, case: dict[str, Any]) -> None:
         raise ValueError(f"case {index}: 'args' and 'attrs' must be dicts")
 
 
-def _timed_out(returncode: int | None, message: str) -> dict[str, Any]:
-    return {"ok": False, "timed_out": True, "returncode": returncode, "message": message}
-
-
-def _wait(
-    proc: subprocess.Popen,
-    workdir: Path,
-    start: int,
-    total: int,
-    deadline: float,
-    progress: Callable[[int, int], None] | None,
-) -> tuple[int | None, bool]:
-    """Waits for the worker, reporting progress; kills it at the deadline."""
-    done = start
-    while True:
-        try:
-            return proc.wait(timeout=0.5), False
-        except subprocess.TimeoutExpired:
-            pass
-        if progress is not None:
-            while done < total and (workdir / f"result_{done}.pkl").exists():
-                done += 1
-            progress(done, total)
-        if time.monotonic() > deadline:
-            proc.kill()
-            return proc.wait(), True
-
-
-_STARTUP_NOISE = re.compile(
-    r"^I\d{4} |^WARNING: All log messages before absl|cuInit|cuda drivers|oneDNN custom operations"
-)
-
-
-def _log_tail(path: Path, limit: int = 2000) -> str:
-    """The interesting end of a worker log: its fatal (CHECK) lines, else its last lines.
-
-    TF's start-up chatter (info lines, the CUDA probe) is dropped; a worker killed by a signal
-    without printing anything (SIGFPE) leaves an empty tail.
-    """
-    try:
-        lines = path.read_text(errors="replace").splitlines()
-    except OSError:
-        return ""
-    fatal = [line for line in lines if "Check failed" in line or re.match(r"F\d{4} ", line)]
-    kept = fatal or [line for line in lines if line.strip() and not _STARTUP_NOISE.search(line)]
-    return "\n".join(kept)[-limit:]
-
-
 # --------------------------------------------------------------------------------------------
-# Worker side. Everything below runs in the subprocess, which imports TF after the parent has
-# set TF_ENABLE_ONEDNN_OPTS.
+# Worker side. Everything below runs in the worker process too, which imports TF after the
+# parent has set TF_ENABLE_ONEDNN_OPTS.
 
 
-def _worker_main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(description="tf_convgrad oracle worker")
-    parser.add_argument("--worker", required=True, type=Path, help="work directory")
-    parser.add_argument("--start", type=int, default=0, help="first task to run")
-    parser.add_argument("--ours-path", default=None, help="import tf_convgrad from here")
-    args = parser.parse_args(argv)
-
-    import tensorflow as tf  # imported only after the parent set the env
+def _prepare(tasks: list[dict[str, Any]]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The worker's task function (:mod:`.worker`): imports TF (and ours if a task needs it)."""
+    import tensorflow as tf
 
     # One tf.function per task ("function" mode) is by design: TF's retracing warning is noise here.
     tf.get_logger().setLevel("ERROR")
-    with open(args.worker / "tasks.pkl", "rb") as f:
-        tasks = pickle.load(f)
     ours = None
-    if args.ours_path is not None:
-        sys.path.append(args.ours_path)  # a fallback: an installed tf_convgrad wins
+    if any(task["impl"] == "ours" for task in tasks):
+        sys.path.append(str(Path(__file__).resolve().parents[2]))  # a fallback: installed wins
         import tf_convgrad as ours
-    (args.worker / f"ready_{args.start}").touch()
-    for k in range(args.start, len(tasks)):
-        result = _run_task(tf, ours, tasks[k])
-        tmp_path = args.worker / f"result_{k}.tmp"
-        with open(tmp_path, "wb") as f:
-            pickle.dump(result, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp_path, args.worker / f"result_{k}.pkl")
-    return 0
+    return functools.partial(_run_task, tf, ours)
 
 
 def _run_task(tf: Any, ours: Any, task: dict[str, Any]) -> dict[str, Any]:
@@ -323,10 +215,10 @@ def _run_task(tf: Any, ours: Any, task: dict[str, Any]) -> dict[str, Any]:
     dtype = getattr(tf, task["dtype"])
     mode = task.get("mode", "eager")
     if task["impl"] == "ours":
-        fn = getattr(ours, OURS_FUNCTIONS[op])
+        fn = getattr(ours, task["ours_function"])
     else:
         fn = getattr(tf.raw_ops, op)
-    sizes_name = OPS[op]
+    sizes_name = task["sizes_name"]
 
     tensors = {}
     sizes = {}
@@ -377,7 +269,7 @@ def _run_task(tf: Any, ours: Any, task: dict[str, Any]) -> dict[str, Any]:
             values.append(output.numpy())
     except Exception as error:  # every failure is a result to report
         message = getattr(error, "message", None) or str(error)
-        kernel, source = _kernel_from_message(message), "observed"
+        kernel, source = _kernel_from_message(message, op), "observed"
         if kernel is None:
             kernel, source = _predict(task), "predicted"
         return {
@@ -441,7 +333,7 @@ def _kernel_from_metadata(metadata: Any, op: str, impl: str) -> str | None:
     return _kernel_name(op, found.op)
 
 
-def _kernel_from_message(message: str) -> str | None:
+def _kernel_from_message(message: str, op: str) -> str | None:
     """The kernel named in an eager error (``{{function_node __wrapped__<kernel>_device_...``)."""
     match = re.search(r"__wrapped__(\S+?)_device_", message)
     if match is None:
@@ -449,18 +341,4 @@ def _kernel_from_message(message: str) -> str | None:
     name = match.group(1)
     if name.lstrip("_").startswith("Mkl"):
         return "_" + name.lstrip("_")
-    return _kernel_name(name, name) if name in OPS else name
-
-
-def signal_name(returncode: int | None) -> str:
-    """``"SIGABRT"`` for -6 and so on; the code itself otherwise."""
-    if returncode is not None and returncode < 0:
-        try:
-            return signal.Signals(-returncode).name
-        except ValueError:
-            pass
-    return f"exit code {returncode}"
-
-
-if __name__ == "__main__":
-    sys.exit(_worker_main(sys.argv[1:]))
+    return _kernel_name(op, name)
