@@ -112,10 +112,13 @@ for variant in "${variants[@]}"; do
   "$bazel" build "${flags[@]}" //tf_ops/...
   step "bazel test ${flags[*]+${flags[*]} }//tests/..."
   "$bazel" test "${flags[@]}" //tests/...
-  # The suite's own summary line (Bazel itself prints only PASSED or FAILED).
-  log="$("$bazel" info bazel-testlogs 2>/dev/null)/tests/pytest/test.log"
-  summary=$(grep -E '(passed|failed|error).* in [0-9.]+s' "$log" | tail -n 1 || true)
-  echo "bazel_test: //tests:pytest ($variant): ${summary:-no pytest summary in $log}"
+  # The suite's own summary line per tier (Bazel itself prints only PASSED or FAILED).
+  logs="$("$bazel" info bazel-testlogs 2>/dev/null)/tests"
+  for log in "$logs"/pytest_*/test.log; do
+    tier=$(basename "$(dirname "$log")")
+    summary=$(grep -E '(passed|failed|error).* in [0-9.]+s' "$log" | tail -n 1 || true)
+    echo "bazel_test: //tests:$tier ($variant): ${summary:-no pytest summary in $log}"
+  done
 done
 if [[ ${TF_CONVGRAD_KEEP_BAZEL:-0} != 1 ]]; then
   # The server holds ~450 MB; TF_CONVGRAD_KEEP_BAZEL=1 keeps it for fast rebuilds.

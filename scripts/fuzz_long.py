@@ -1,11 +1,11 @@
 #!/usr/bin/env python
-"""The long fuzzing run: >= 100,000 hypothesis examples of tests/fuzz_harness.py, in chunks.
+"""The long fuzzing run: >= 100,000 hypothesis examples of tests/support/fuzz_harness.py, in chunks.
 
     .venv/bin/python scripts/fuzz_long.py                       # 100,000 examples, random seed
     .venv/bin/python scripts/fuzz_long.py --seed 1234 --examples 20000 --report fuzz_report.md
 
 The examples are split into chunks (default 5,000), chunk k using hypothesis seed SEED + k, so
-any chunk can be replayed alone with ``python tests/fuzz_harness.py --seed SEED+k --examples
+any chunk can be replayed alone with ``python tests/support/fuzz_harness.py --seed SEED+k --examples
 CHUNK ...``. Chunks run in crash-isolated worker processes (``fuzz_harness.run_chunks``),
 ``--workers`` at a time; a worker that dies is reported with its signal and the example it was
 running (the worker writes each example to a file before running it), and the run goes on with
@@ -27,7 +27,7 @@ from pathlib import Path
 import provenance
 
 ROOT = provenance.ROOT
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "support"))
 
 import fuzz_harness  # noqa: E402
 
@@ -95,7 +95,7 @@ def _write_report(args, base, chunks, results, elapsed) -> None:
         "",
         "<!-- The results section is written by scripts/fuzz_long.py. -->",
         "",
-        "`tests/fuzz_harness.py` is a property-based fuzzer built on hypothesis (pinned in "
+        "`tests/support/fuzz_harness.py` is a property-based fuzzer built on hypothesis (pinned in "
         "requirements-dev.txt). One example is a whole call of one of our three ops: the op, the "
         "dtype (half, bfloat16, float, double), NHWC or NCHW, eager or a `tf.function` with every "
         "input as an argument, the shapes, the sizes vector and every attribute. About half of "
@@ -119,7 +119,7 @@ def _write_report(args, base, chunks, results, elapsed) -> None:
         "* no crash: every example runs in a worker process that first writes the example to a "
         "file, so a crash names its example.",
         "",
-        "The default suite runs 300 examples with a fixed seed (`tests/test_fuzz.py`, ~10% in "
+        "The default suite runs 300 examples with a fixed seed (`tests/robustness/test_fuzz.py`, ~10% in "
         "`tf.function`), every choice a hypothesis draw so that a failure shrinks to a small "
         "example. The long run lets hypothesis seed one `random.Random` per example instead "
         "(`--fast`, same distribution, generation ~5x cheaper; `--shrinking` restores full "
@@ -130,7 +130,7 @@ def _write_report(args, base, chunks, results, elapsed) -> None:
         "```",
         "",
         "splits the examples into chunks with seeds N, N+1, ...; chunk k replays alone, in one "
-        "process, with `python tests/fuzz_harness.py --seed N+k --examples CHUNK --fast`.",
+        "process, with `python tests/support/fuzz_harness.py --seed N+k --examples CHUNK --fast`.",
         "",
         "## Result of the last long run",
         "",

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Runs the hostile-input corpus (tests/hostile_cases.py) through our ops, TF 2.21's native
+"""Runs the hostile-input corpus (tests/support/hostile_cases.py) through our ops, TF 2.21's native
 kernels and TF 2.21 with oneDNN, eagerly and in two kinds of tf.function, and writes the
 side-by-side table docs/HOSTILE.md from those runs.
 
@@ -27,7 +27,7 @@ from pathlib import Path
 import provenance
 
 ROOT = provenance.ROOT
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "support"))
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # this process only builds the corpus
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -82,10 +82,10 @@ _REFERENCES: dict[str, np.ndarray] = {}
 
 
 def _values_match(case, result) -> bool:
-    import test_hostile  # noqa: PLC0415 - the same reference the test uses
+    import hostile_reference  # noqa: PLC0415 - the same reference the test uses
 
     if case.id not in _REFERENCES:
-        _REFERENCES[case.id] = test_hostile._reference(case)
+        _REFERENCES[case.id] = hostile_reference.value(case)
     ref = _REFERENCES[case.id]
     got = np.asarray(result["value"], np.float64).reshape(result["shape"])
     if got.shape != ref.shape:
@@ -218,8 +218,8 @@ def main() -> int:
         + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
         + ").",
         "",
-        "The corpus is `tests/hostile_cases.py`: the probes of `tests/test_validation.py` plus the "
-        "cases added for issue 5. `tests/test_hostile.py` runs the *ours* column in the default "
+        "The corpus is `tests/support/hostile_cases.py`: the probes of `tests/robustness/test_validation.py` plus the "
+        "cases added for issue 5. `tests/robustness/test_hostile.py` runs the *ours* column in the default "
         "test suite and fails on any cell that differs from *expected*. The G-numbers in the note "
         "column are TensorFlow's shortcomings as listed in docs/SEMANTICS.md, \"Where TensorFlow "
         "2.21's kernels fall short\".",

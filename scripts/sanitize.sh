@@ -3,7 +3,7 @@
 # runs the pytest suite against it; fails on any sanitizer report.
 #
 #   bash scripts/sanitize.sh                 # build + default suite (-m "not slow")
-#   bash scripts/sanitize.sh tests/test_hostile.py -x   # extra args go to pytest
+#   bash scripts/sanitize.sh tests/robustness/test_hostile.py -x   # extra args go to pytest
 #   SANITIZE_BUILD_ONLY=1 bash scripts/sanitize.sh      # just build
 #   SANITIZE_LIBRARY=/path/to/sanitized.so bash scripts/sanitize.sh  # skip the build
 #
@@ -65,7 +65,7 @@ export LD_PRELOAD="$ASAN_RT${UBSAN_RT:+ $UBSAN_RT}"
 # allocator_may_return_null=1: an impossible allocation (the hostile tests ask for
 # 2**62 bytes) fails like plain malloc does, instead of an ASan abort; ASan would
 # hand out 48 GiB that the kernel refuses to plain malloc, so cap it at 16 GiB.
-# handle_sigfpe=0: tests/test_hostile.py kills one TF worker on purpose with TF's
+# handle_sigfpe=0: tests/robustness/test_hostile.py kills one TF worker on purpose with TF's
 # own SIGFPE (Grappler, zero stride) and expects the plain signal; a division by
 # zero in our library is still reported, by UBSan, before it happens.
 export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:max_allocation_size_mb=16384:handle_sigfpe=0:log_path=$LOGS/asan:${ASAN_EXTRA:-}"

@@ -41,7 +41,7 @@ run "pytest (pip build)" .venv/bin/python -m pytest -q "${pytest_args[@]+"${pyte
 
 if [[ $all == 1 ]]; then
   # The wheel as users get it (all instruction-set levels), run on an emulated AVX2-only CPU
-  # (Haswell) and an AVX-only one (SandyBridge): tests/test_qemu.py, against the wheel's library.
+  # (Haswell) and an AVX-only one (SandyBridge): tests/builds/test_qemu.py, against the wheel's library.
   if ! command -v qemu-x86_64 >/dev/null; then
     run "install qemu-user" bash -c "apt-get install -y -q qemu-user >/dev/null 2>&1 || \
       (apt-get update -q >/dev/null && apt-get install -y -q qemu-user >/dev/null)"
@@ -51,7 +51,7 @@ if [[ $all == 1 ]]; then
     --no-build-isolation -w "$wheel_dir" .
   run "wheel: qemu (Haswell, SandyBridge)" bash -c "cd '$wheel_dir' && unzip -q -o ./*.whl && \
     TF_CONVGRAD_LIBRARY='$wheel_dir/tf_convgrad/_conv_backprop_ops.so' \
-    '$PWD/.venv/bin/python' -m pytest -q -rs '$PWD/tests/test_qemu.py' -p no:cacheprovider"
+    '$PWD/.venv/bin/python' -m pytest -q -rs '$PWD/tests/builds/test_qemu.py' -p no:cacheprovider"
   rm -rf "$wheel_dir"
   run "bazel build and test" bash scripts/bazel_test.sh --cuda-if-available
   # The GPU variant (CMake + nvcc 13): it must build, load and register on this CPU-only machine
@@ -60,7 +60,7 @@ if [[ $all == 1 ]]; then
     run "GPU build" bash scripts/build_gpu.sh
     gpu_lib="$PWD/build-gpu/_conv_backprop_ops.so"
     run "GPU build: registration" env TF_CONVGRAD_GPU_LIBRARY="$gpu_lib" \
-      .venv/bin/python -m pytest -q tests/test_gpu_build.py
+      .venv/bin/python -m pytest -q tests/builds/test_gpu_build.py
     run "GPU build: pytest" env TF_CONVGRAD_LIBRARY="$gpu_lib" .venv/bin/python -m pytest -q -x
     run "GPU harness: dry run" .venv/bin/python tests/gpu/run_harness.py --dry-run
     run "GPU harness: emulation" .venv/bin/python tests/gpu/run_harness.py --emulate --quick

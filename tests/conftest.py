@@ -18,6 +18,8 @@ if "tensorflow" in sys.modules:  # pragma: no cover - depends on how pytest was 
     )
 os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The modules the tiers share (problem ids, helpers, corpora, worker tasks) live in tests/support.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -89,3 +91,33 @@ class OneDnnResults:
 @pytest.fixture(scope="session")
 def onednn_results() -> OneDnnResults:
     return OneDnnResults()
+
+
+# Markers by module (registered in pyproject.toml): `-m "not subprocess"` leaves out the modules
+# built around processes of their own (some in-process modules start a worker for one test),
+# and `-m gpu` selects the checks of the GPU build and harness. `slow` is set on the cases.
+SUBPROCESS_MODULES = {
+    "test_cli",  # fresh interpreters, as a user runs python -m tf_convgrad
+    "test_distribute",
+    "test_dropin_scenarios",
+    "test_determinism",
+    "test_fuzz",
+    "test_hostile",
+    "test_isa",
+    "test_poison",
+    "test_qemu",
+    "test_readme",
+    "test_savedmodel",
+    "test_validation",
+    "test_worker_pool",
+}
+GPU_MODULES = {"test_gpu_build", "test_gpu_harness_plan"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        name = item.module.__name__.rpartition(".")[2]
+        if name in SUBPROCESS_MODULES:
+            item.add_marker(pytest.mark.subprocess)
+        if name in GPU_MODULES:
+            item.add_marker(pytest.mark.gpu)

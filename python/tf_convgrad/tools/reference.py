@@ -41,7 +41,7 @@ Two layers:
     is a strided slice contracted with ``einsum``; fast at layer sizes.
   - ``loops``: the formula itself, a Python loop over ``(b, ho, wo, i, j)`` with vector maths over
     the channels only; the definition, and cheap where huge strides or dilations make padding
-    expensive. The test suite checks the two against each other (``tests/test_reference.py``).
+    expensive. The test suite checks the two against each other (``tests/unit/test_reference.py``).
 """
 
 from __future__ import annotations
