@@ -4,8 +4,8 @@ The check must fit a 15-minute device lease that includes the machine's start-up
 :data:`BUDGET_S` seconds from its own start. The plan lists its phases (build, quick grid,
 large cases, benchmark) with their item counts and a cost model in seconds per item; the cost
 model's constants are estimates for an H100, not yet measured (the check's report records the
-measured seconds of each phase next to them). ``tests/gpu/test_gpu_harness_plan.py`` asserts that the
-planned total stays within the budget, and the check's run on the emulation asserts that it ran
+measured seconds of each phase next to them). ``tests/gpu/test_gpu_harness_plan.py`` asserts that
+the planned total stays within the budget, and the check's run on the emulation asserts that it ran
 as many problems and launches as planned. At run time a :class:`Deadline` stops each phase
 before an item that would no longer fit.
 """
