@@ -273,14 +273,7 @@ bool Conv2DBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* out
   return true;
 }
 
-#define TF_CONVGRAD_INSTANTIATE(T)                                                      \
-  template bool Conv2DBackpropFilterCpu<T>(const ConvGeometry&, const T*, const T*, T*, \
-                                           const ParallelFor&);
-TF_CONVGRAD_INSTANTIATE(Eigen::half)
-TF_CONVGRAD_INSTANTIATE(Eigen::bfloat16)
-TF_CONVGRAD_INSTANTIATE(float)
-TF_CONVGRAD_INSTANTIATE(double)
-#undef TF_CONVGRAD_INSTANTIATE
+TF_CONVGRAD_INSTANTIATE_CPU_CORE(Conv2DBackpropFilterCpu)
 
 }  // namespace TF_CONVGRAD_ISA_NS
 }  // namespace tf_convgrad

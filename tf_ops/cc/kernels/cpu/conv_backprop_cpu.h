@@ -70,20 +70,39 @@ const char* CpuIsaLevel();
 void SerialFor(int64_t total, int64_t cost_per_unit,
                const std::function<void(int64_t, int64_t)>& fn);
 
-// dW (HWIO, [filter_rows, filter_cols, in_depth / groups, out_depth]).
-template <typename T>
-bool Conv2DBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* out_backprop,
-                             T* filter_backprop, const ParallelFor& parallel_for);
+// The cores, one X(EntryPoint, short name) each: the one list that declares,
+// instantiates, tabulates (cpu_kernels.h, cpu_level.cc) and forwards
+// (cpu_dispatch.cc) them. Every core has the signature
+//   bool EntryPoint<T>(const ConvGeometry& g, const T* first, const T* out_backprop,
+//                      T* output, const ParallelFor& parallel_for);
+// `first` is the forward input x (cbf, dbf) or the filter (dbi); `output` is
+//   cbf: dW, HWIO [filter_rows, filter_cols, in_depth / groups, out_depth]
+//   dbf: dW [filter_rows, filter_cols, in_depth, depth_multiplier]
+//   dbi: dx, input-shaped, in the geometry's data format.
+#define TF_CONVGRAD_CPU_CORES(X)     \
+  X(Conv2DBackpropFilterCpu, cbf)    \
+  X(DepthwiseBackpropFilterCpu, dbf) \
+  X(DepthwiseBackpropInputCpu, dbi)
 
-// dW ([filter_rows, filter_cols, in_depth, depth_multiplier]).
-template <typename T>
-bool DepthwiseBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* out_backprop,
-                                T* filter_backprop, const ParallelFor& parallel_for);
+// The element types every core is instantiated for, one X(T, arg) each.
+#define TF_CONVGRAD_CPU_TYPES(X, arg) \
+  X(Eigen::half, arg) X(Eigen::bfloat16, arg) X(float, arg) X(double, arg)
 
-// dx (input-shaped, in the geometry's data format).
-template <typename T>
-bool DepthwiseBackpropInputCpu(const ConvGeometry& g, const T* filter, const T* out_backprop,
-                               T* input_backprop, const ParallelFor& parallel_for);
+// Declares one core (in namespace tf_convgrad here, and in each level's own
+// namespace in cpu_kernels.h).
+#define TF_CONVGRAD_DECLARE_CPU_CORE(Name, short_name)                               \
+  template <typename T>                                                              \
+  bool Name(const ConvGeometry& g, const T* first, const T* out_backprop, T* output, \
+            const ParallelFor& parallel_for);
+
+// Explicitly instantiates core `Name` (defined in the including file) for
+// every element type.
+#define TF_CONVGRAD_INSTANTIATE_CPU_CORE_FOR_(T, Name) \
+  template bool Name<T>(const ConvGeometry&, const T*, const T*, T*, const ParallelFor&);
+#define TF_CONVGRAD_INSTANTIATE_CPU_CORE(Name) \
+  TF_CONVGRAD_CPU_TYPES(TF_CONVGRAD_INSTANTIATE_CPU_CORE_FOR_, Name)
+
+TF_CONVGRAD_CPU_CORES(TF_CONVGRAD_DECLARE_CPU_CORE)
 
 }  // namespace tf_convgrad
 

@@ -29,18 +29,24 @@
 #include "tf_ops/cc/kernels/cpu/conv_backprop_cpu.h"
 #include "tf_ops/cc/kernels/cpu/cpu_kernels.h"
 
+// The levels of this build, best first, one X(symbol, name, rank, description)
+// each (their flags: CMakeLists.txt and tf_ops/bazel/cpu_cores.bzl). A level
+// needs the CPU features of its rank and of every lower rank (kFeatures).
 #if defined(TF_CONVGRAD_ISA_SINGLE)
-extern "C" TF_CONVGRAD_KERNELS_HIDDEN const tf_convgrad::CpuKernels*
-tf_convgrad_cpu_kernels_single();
+#define TF_CONVGRAD_ISA_LEVELS(X) \
+  X(single, TF_CONVGRAD_ISA_SINGLE, kNoCheck, "-march=" TF_CONVGRAD_ISA_SINGLE)
 #else
-extern "C" TF_CONVGRAD_KERNELS_HIDDEN const tf_convgrad::CpuKernels*
-tf_convgrad_cpu_kernels_avx512bf16();
-extern "C" TF_CONVGRAD_KERNELS_HIDDEN const tf_convgrad::CpuKernels*
-tf_convgrad_cpu_kernels_avx512();
-extern "C" TF_CONVGRAD_KERNELS_HIDDEN const tf_convgrad::CpuKernels* tf_convgrad_cpu_kernels_avx2();
-extern "C" TF_CONVGRAD_KERNELS_HIDDEN const tf_convgrad::CpuKernels*
-tf_convgrad_cpu_kernels_baseline();
+#define TF_CONVGRAD_ISA_LEVELS(X)                                                     \
+  X(avx512bf16, "avx512bf16", kAvx512Bf16Rank, "x86-64-v4 + PREFETCHW + AVX512_BF16") \
+  X(avx512, "avx512", kAvx512Rank, "x86-64-v4 (AVX-512 F/CD/BW/DQ/VL) + PREFETCHW")   \
+  X(avx2, "avx2", kAvx2Rank, "x86-64-v3: AVX2, FMA, F16C")                            \
+  X(baseline, "baseline", kBaselineRank, "x86-64-v2 + AVX (TensorFlow 2.21's own requirement)")
 #endif
+
+#define TF_CONVGRAD_DECLARE_LEVEL_(symbol, name, rank, description) \
+  TF_CONVGRAD_DECLARE_KERNELS_FN(symbol)
+TF_CONVGRAD_ISA_LEVELS(TF_CONVGRAD_DECLARE_LEVEL_)
+#undef TF_CONVGRAD_DECLARE_LEVEL_
 
 namespace tf_convgrad {
 namespace {
@@ -103,76 +109,64 @@ CpuFeatures DetectCpu() {
   return f;
 }
 
-// One required feature: its name and whether the CPU has it.
-struct Need {
+// Ranks of the dispatch levels: a level needs the features of its rank and below.
+enum Rank { kBaselineRank, kAvx2Rank, kAvx512Rank, kAvx512Bf16Rank, kNoCheck };
+
+// One required feature: its name, where CpuFeatures says whether the CPU has
+// it, and the lowest rank that needs it.
+struct Feature {
   const char* name;
-  bool have;
+  bool CpuFeatures::* have;
+  Rank rank;
+};
+
+const Feature kFeatures[] = {
+    {"SSE3", &CpuFeatures::sse3, kBaselineRank},
+    {"SSSE3", &CpuFeatures::ssse3, kBaselineRank},
+    {"SSE4.1", &CpuFeatures::sse41, kBaselineRank},
+    {"SSE4.2", &CpuFeatures::sse42, kBaselineRank},
+    {"POPCNT", &CpuFeatures::popcnt, kBaselineRank},
+    {"CMPXCHG16B", &CpuFeatures::cx16, kBaselineRank},
+    {"LAHF-SAHF", &CpuFeatures::lahf, kBaselineRank},
+    {"AVX", &CpuFeatures::avx, kBaselineRank},
+    {"OS support for ymm state", &CpuFeatures::os_ymm, kBaselineRank},
+    {"AVX2", &CpuFeatures::avx2, kAvx2Rank},
+    {"FMA", &CpuFeatures::fma, kAvx2Rank},
+    {"F16C", &CpuFeatures::f16c, kAvx2Rank},
+    {"BMI1", &CpuFeatures::bmi1, kAvx2Rank},
+    {"BMI2", &CpuFeatures::bmi2, kAvx2Rank},
+    {"LZCNT", &CpuFeatures::lzcnt, kAvx2Rank},
+    {"MOVBE", &CpuFeatures::movbe, kAvx2Rank},
+    {"AVX512F", &CpuFeatures::avx512f, kAvx512Rank},
+    {"AVX512CD", &CpuFeatures::avx512cd, kAvx512Rank},
+    {"AVX512BW", &CpuFeatures::avx512bw, kAvx512Rank},
+    {"AVX512DQ", &CpuFeatures::avx512dq, kAvx512Rank},
+    {"AVX512VL", &CpuFeatures::avx512vl, kAvx512Rank},
+    {"PREFETCHW", &CpuFeatures::prfchw, kAvx512Rank},
+    {"OS support for zmm state", &CpuFeatures::os_zmm, kAvx512Rank},
+    {"AVX512_BF16", &CpuFeatures::avx512bf16, kAvx512Bf16Rank},
 };
 
 struct Level {
   const char* name;
   const char* description;
   const CpuKernels* (*kernels)();
-  std::vector<Need> (*needs)(const CpuFeatures&);  // nullptr: no check (single-level build)
+  Rank rank;  // kNoCheck: single-level build
 };
 
-std::vector<Need> BaselineNeeds(const CpuFeatures& f) {
-  return {{"SSE3", f.sse3},      {"SSSE3", f.ssse3},   {"SSE4.1", f.sse41},
-          {"SSE4.2", f.sse42},   {"POPCNT", f.popcnt}, {"CMPXCHG16B", f.cx16},
-          {"LAHF-SAHF", f.lahf}, {"AVX", f.avx},       {"OS support for ymm state", f.os_ymm}};
-}
-std::vector<Need> Avx2Needs(const CpuFeatures& f) {
-  std::vector<Need> needs = BaselineNeeds(f);
-  needs.insert(needs.end(), {{"AVX2", f.avx2},
-                             {"FMA", f.fma},
-                             {"F16C", f.f16c},
-                             {"BMI1", f.bmi1},
-                             {"BMI2", f.bmi2},
-                             {"LZCNT", f.lzcnt},
-                             {"MOVBE", f.movbe}});
-  return needs;
-}
-std::vector<Need> Avx512Needs(const CpuFeatures& f) {
-  std::vector<Need> needs = Avx2Needs(f);
-  needs.insert(needs.end(), {{"AVX512F", f.avx512f},
-                             {"AVX512CD", f.avx512cd},
-                             {"AVX512BW", f.avx512bw},
-                             {"AVX512DQ", f.avx512dq},
-                             {"AVX512VL", f.avx512vl},
-                             {"PREFETCHW", f.prfchw},
-                             {"OS support for zmm state", f.os_zmm}});
-  return needs;
-}
-std::vector<Need> Avx512Bf16Needs(const CpuFeatures& f) {
-  std::vector<Need> needs = Avx512Needs(f);
-  needs.push_back({"AVX512_BF16", f.avx512bf16});
-  return needs;
-}
-
-#if defined(TF_CONVGRAD_ISA_SINGLE)
-const Level kLevels[] = {
-    {TF_CONVGRAD_ISA_SINGLE, "-march=" TF_CONVGRAD_ISA_SINGLE, &tf_convgrad_cpu_kernels_single,
-     nullptr},
-};
-#else
-// Best first.
-const Level kLevels[] = {
-    {"avx512bf16", "x86-64-v4 + PREFETCHW + AVX512_BF16", &tf_convgrad_cpu_kernels_avx512bf16,
-     &Avx512Bf16Needs},
-    {"avx512", "x86-64-v4 (AVX-512 F/CD/BW/DQ/VL) + PREFETCHW", &tf_convgrad_cpu_kernels_avx512,
-     &Avx512Needs},
-    {"avx2", "x86-64-v3: AVX2, FMA, F16C", &tf_convgrad_cpu_kernels_avx2, &Avx2Needs},
-    {"baseline", "x86-64-v2 + AVX (TensorFlow 2.21's own requirement)",
-     &tf_convgrad_cpu_kernels_baseline, &BaselineNeeds},
-};
-#endif
+#define TF_CONVGRAD_LEVEL_ENTRY_(symbol, name, rank, description) \
+  {name, description, &TF_CONVGRAD_KERNELS_FN(symbol), rank},
+const Level kLevels[] = {TF_CONVGRAD_ISA_LEVELS(TF_CONVGRAD_LEVEL_ENTRY_)};
+#undef TF_CONVGRAD_LEVEL_ENTRY_
 constexpr int kNumLevels = sizeof(kLevels) / sizeof(kLevels[0]);
 
 std::string Missing(const Level& level, const CpuFeatures& f) {
   std::string missing;
-  if (level.needs == nullptr) return missing;
-  for (const Need& need : level.needs(f)) {
-    if (!need.have) missing += std::string(missing.empty() ? "" : ", ") + need.name;
+  if (level.rank == kNoCheck) return missing;
+  for (const Feature& feature : kFeatures) {
+    if (feature.rank <= level.rank && !(f.*feature.have)) {
+      missing += std::string(missing.empty() ? "" : ", ") + feature.name;
+    }
   }
   return missing;
 }
@@ -282,39 +276,16 @@ void SerialFor(int64_t total, int64_t /*cost_per_unit*/,
   if (total > 0) fn(0, total);
 }
 
-template <typename T>
-bool Conv2DBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* out_backprop,
-                             T* filter_backprop, const ParallelFor& parallel_for) {
-  return Kernels().For<T>().conv2d_backprop_filter(g, input, out_backprop, filter_backprop,
-                                                   parallel_for);
-}
-
-template <typename T>
-bool DepthwiseBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* out_backprop,
-                                T* filter_backprop, const ParallelFor& parallel_for) {
-  return Kernels().For<T>().depthwise_backprop_filter(g, input, out_backprop, filter_backprop,
-                                                      parallel_for);
-}
-
-template <typename T>
-bool DepthwiseBackpropInputCpu(const ConvGeometry& g, const T* filter, const T* out_backprop,
-                               T* input_backprop, const ParallelFor& parallel_for) {
-  return Kernels().For<T>().depthwise_backprop_input(g, filter, out_backprop, input_backprop,
-                                                     parallel_for);
-}
-
-#define TF_CONVGRAD_INSTANTIATE(T)                                                         \
-  template bool Conv2DBackpropFilterCpu<T>(const ConvGeometry&, const T*, const T*, T*,    \
-                                           const ParallelFor&);                            \
-  template bool DepthwiseBackpropFilterCpu<T>(const ConvGeometry&, const T*, const T*, T*, \
-                                              const ParallelFor&);                         \
-  template bool DepthwiseBackpropInputCpu<T>(const ConvGeometry&, const T*, const T*, T*,  \
-                                             const ParallelFor&);
-TF_CONVGRAD_INSTANTIATE(Eigen::half)
-TF_CONVGRAD_INSTANTIATE(Eigen::bfloat16)
-TF_CONVGRAD_INSTANTIATE(float)
-TF_CONVGRAD_INSTANTIATE(double)
-#undef TF_CONVGRAD_INSTANTIATE
+// Each core forwards to the chosen level's table.
+#define TF_CONVGRAD_FORWARD_CPU_CORE_(Name, short_name)                                 \
+  template <typename T>                                                                 \
+  bool Name(const ConvGeometry& g, const T* first, const T* out_backprop, T* output,    \
+            const ParallelFor& parallel_for) {                                          \
+    return Kernels().For<T>().short_name(g, first, out_backprop, output, parallel_for); \
+  }                                                                                     \
+  TF_CONVGRAD_INSTANTIATE_CPU_CORE(Name)
+TF_CONVGRAD_CPU_CORES(TF_CONVGRAD_FORWARD_CPU_CORE_)
+#undef TF_CONVGRAD_FORWARD_CPU_CORE_
 
 }  // namespace tf_convgrad
 

@@ -262,14 +262,7 @@ bool DepthwiseBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* 
   return true;
 }
 
-#define TF_CONVGRAD_INSTANTIATE(T)                                                         \
-  template bool DepthwiseBackpropFilterCpu<T>(const ConvGeometry&, const T*, const T*, T*, \
-                                              const ParallelFor&);
-TF_CONVGRAD_INSTANTIATE(Eigen::half)
-TF_CONVGRAD_INSTANTIATE(Eigen::bfloat16)
-TF_CONVGRAD_INSTANTIATE(float)
-TF_CONVGRAD_INSTANTIATE(double)
-#undef TF_CONVGRAD_INSTANTIATE
+TF_CONVGRAD_INSTANTIATE_CPU_CORE(DepthwiseBackpropFilterCpu)
 
 }  // namespace TF_CONVGRAD_ISA_NS
 }  // namespace tf_convgrad

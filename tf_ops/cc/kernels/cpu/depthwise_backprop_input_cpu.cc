@@ -720,14 +720,7 @@ bool DepthwiseBackpropInputCpu(const ConvGeometry& g, const T* filter, const T* 
   return GatherBackpropInput(g, filter, out_backprop, input_backprop, parallel_for);
 }
 
-#define TF_CONVGRAD_INSTANTIATE(T)                                                        \
-  template bool DepthwiseBackpropInputCpu<T>(const ConvGeometry&, const T*, const T*, T*, \
-                                             const ParallelFor&);
-TF_CONVGRAD_INSTANTIATE(Eigen::half)
-TF_CONVGRAD_INSTANTIATE(Eigen::bfloat16)
-TF_CONVGRAD_INSTANTIATE(float)
-TF_CONVGRAD_INSTANTIATE(double)
-#undef TF_CONVGRAD_INSTANTIATE
+TF_CONVGRAD_INSTANTIATE_CPU_CORE(DepthwiseBackpropInputCpu)
 
 }  // namespace TF_CONVGRAD_ISA_NS
 }  // namespace tf_convgrad
