@@ -51,14 +51,53 @@ TF_CONVGRAD_ISA_LEVELS(TF_CONVGRAD_DECLARE_LEVEL_)
 namespace tf_convgrad {
 namespace {
 
-// What cpuid and XCR0 say, as far as the levels care.
+// Ranks of the dispatch levels: a level needs the features of its rank and below.
+enum Rank { kBaselineRank, kAvx2Rank, kAvx512Rank, kAvx512Bf16Rank, kNoCheck };
+
+// The registers that report the features: cpuid leaf 1 ECX, leaf 7 EBX, leaf 7
+// subleaf 1 EAX, leaf 0x80000001 ECX, and XCR0 (the register state the OS saves).
+enum Source { kLeaf1Ecx, kLeaf7Ebx, kLeaf7Sub1Eax, kExtLeaf1Ecx, kXcr0, kNumSources };
+
+// One required feature: its name, the bits that report it, and the lowest
+// rank that needs it.
+struct Feature {
+  const char* name;
+  Source source;
+  uint32_t mask;  // all of these bits set
+  Rank rank;
+};
+
+const Feature kFeatures[] = {
+    {"SSE3", kLeaf1Ecx, 1u << 0, kBaselineRank},
+    {"SSSE3", kLeaf1Ecx, 1u << 9, kBaselineRank},
+    {"SSE4.1", kLeaf1Ecx, 1u << 19, kBaselineRank},
+    {"SSE4.2", kLeaf1Ecx, 1u << 20, kBaselineRank},
+    {"POPCNT", kLeaf1Ecx, 1u << 23, kBaselineRank},
+    {"CMPXCHG16B", kLeaf1Ecx, 1u << 13, kBaselineRank},
+    {"LAHF-SAHF", kExtLeaf1Ecx, 1u << 0, kBaselineRank},
+    {"AVX", kLeaf1Ecx, 1u << 28, kBaselineRank},
+    {"OS support for ymm state", kXcr0, 0x6u, kBaselineRank},
+    {"AVX2", kLeaf7Ebx, 1u << 5, kAvx2Rank},
+    {"FMA", kLeaf1Ecx, 1u << 12, kAvx2Rank},
+    {"F16C", kLeaf1Ecx, 1u << 29, kAvx2Rank},
+    {"BMI1", kLeaf7Ebx, 1u << 3, kAvx2Rank},
+    {"BMI2", kLeaf7Ebx, 1u << 8, kAvx2Rank},
+    {"LZCNT", kExtLeaf1Ecx, 1u << 5, kAvx2Rank},
+    {"MOVBE", kLeaf1Ecx, 1u << 22, kAvx2Rank},
+    {"AVX512F", kLeaf7Ebx, 1u << 16, kAvx512Rank},
+    {"AVX512CD", kLeaf7Ebx, 1u << 28, kAvx512Rank},
+    {"AVX512BW", kLeaf7Ebx, 1u << 30, kAvx512Rank},
+    {"AVX512DQ", kLeaf7Ebx, 1u << 17, kAvx512Rank},
+    {"AVX512VL", kLeaf7Ebx, 1u << 31, kAvx512Rank},
+    {"PREFETCHW", kExtLeaf1Ecx, 1u << 8, kAvx512Rank},
+    {"OS support for zmm state", kXcr0, 0xe6u, kAvx512Rank},
+    {"AVX512_BF16", kLeaf7Sub1Eax, 1u << 5, kAvx512Bf16Rank},
+};
+
+// What cpuid and XCR0 say (zero where the CPU lacks a leaf or XSAVE).
 struct CpuFeatures {
-  bool sse3 = false, ssse3 = false, sse41 = false, sse42 = false, popcnt = false, cx16 = false;
-  bool lahf = false, avx = false, os_ymm = false;
-  bool avx2 = false, fma = false, f16c = false, bmi1 = false, bmi2 = false, lzcnt = false;
-  bool movbe = false;
-  bool avx512f = false, avx512cd = false, avx512bw = false, avx512dq = false, avx512vl = false;
-  bool os_zmm = false, avx512bf16 = false, prfchw = false;
+  uint32_t reg[kNumSources] = {};
+  bool Has(const Feature& f) const { return (reg[f.source] & f.mask) == f.mask; }
 };
 
 CpuFeatures DetectCpu() {
@@ -66,86 +105,26 @@ CpuFeatures DetectCpu() {
   unsigned a, b, c, d;
   const unsigned max_leaf = __get_cpuid_max(0, nullptr);
   if (max_leaf < 1 || !__get_cpuid(1, &a, &b, &c, &d)) return f;
-  f.sse3 = c & (1u << 0);
-  f.ssse3 = c & (1u << 9);
-  f.fma = c & (1u << 12);
-  f.cx16 = c & (1u << 13);
-  f.sse41 = c & (1u << 19);
-  f.sse42 = c & (1u << 20);
-  f.movbe = c & (1u << 22);
-  f.popcnt = c & (1u << 23);
-  const bool osxsave = c & (1u << 27);
-  f.avx = c & (1u << 28);
-  f.f16c = c & (1u << 29);
-  if (osxsave) {
-    // XCR0: bits 1-2 SSE/AVX state, 5-7 opmask and zmm state, enabled by the OS.
+  f.reg[kLeaf1Ecx] = c;
+  if (c & (1u << 27)) {  // OSXSAVE: XCR0 is readable
     uint32_t lo, hi;
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    f.os_ymm = (lo & 0x6u) == 0x6u;
-    f.os_zmm = (lo & 0xe6u) == 0xe6u;
+    f.reg[kXcr0] = lo;
   }
   if (max_leaf >= 7) {
     __cpuid_count(7, 0, a, b, c, d);
-    const unsigned max_subleaf = a;
-    f.bmi1 = b & (1u << 3);
-    f.avx2 = b & (1u << 5);
-    f.bmi2 = b & (1u << 8);
-    f.avx512f = b & (1u << 16);
-    f.avx512dq = b & (1u << 17);
-    f.avx512cd = b & (1u << 28);
-    f.avx512bw = b & (1u << 30);
-    f.avx512vl = b & (1u << 31);
-    if (max_subleaf >= 1) {
+    f.reg[kLeaf7Ebx] = b;
+    if (a >= 1) {  // the largest subleaf
       __cpuid_count(7, 1, a, b, c, d);
-      f.avx512bf16 = a & (1u << 5);
+      f.reg[kLeaf7Sub1Eax] = a;
     }
   }
   if (__get_cpuid_max(0x80000000u, nullptr) >= 0x80000001u) {
     __cpuid(0x80000001u, a, b, c, d);
-    f.lahf = c & (1u << 0);
-    f.lzcnt = c & (1u << 5);
-    f.prfchw = c & (1u << 8);
+    f.reg[kExtLeaf1Ecx] = c;
   }
   return f;
 }
-
-// Ranks of the dispatch levels: a level needs the features of its rank and below.
-enum Rank { kBaselineRank, kAvx2Rank, kAvx512Rank, kAvx512Bf16Rank, kNoCheck };
-
-// One required feature: its name, where CpuFeatures says whether the CPU has
-// it, and the lowest rank that needs it.
-struct Feature {
-  const char* name;
-  bool CpuFeatures::* have;
-  Rank rank;
-};
-
-const Feature kFeatures[] = {
-    {"SSE3", &CpuFeatures::sse3, kBaselineRank},
-    {"SSSE3", &CpuFeatures::ssse3, kBaselineRank},
-    {"SSE4.1", &CpuFeatures::sse41, kBaselineRank},
-    {"SSE4.2", &CpuFeatures::sse42, kBaselineRank},
-    {"POPCNT", &CpuFeatures::popcnt, kBaselineRank},
-    {"CMPXCHG16B", &CpuFeatures::cx16, kBaselineRank},
-    {"LAHF-SAHF", &CpuFeatures::lahf, kBaselineRank},
-    {"AVX", &CpuFeatures::avx, kBaselineRank},
-    {"OS support for ymm state", &CpuFeatures::os_ymm, kBaselineRank},
-    {"AVX2", &CpuFeatures::avx2, kAvx2Rank},
-    {"FMA", &CpuFeatures::fma, kAvx2Rank},
-    {"F16C", &CpuFeatures::f16c, kAvx2Rank},
-    {"BMI1", &CpuFeatures::bmi1, kAvx2Rank},
-    {"BMI2", &CpuFeatures::bmi2, kAvx2Rank},
-    {"LZCNT", &CpuFeatures::lzcnt, kAvx2Rank},
-    {"MOVBE", &CpuFeatures::movbe, kAvx2Rank},
-    {"AVX512F", &CpuFeatures::avx512f, kAvx512Rank},
-    {"AVX512CD", &CpuFeatures::avx512cd, kAvx512Rank},
-    {"AVX512BW", &CpuFeatures::avx512bw, kAvx512Rank},
-    {"AVX512DQ", &CpuFeatures::avx512dq, kAvx512Rank},
-    {"AVX512VL", &CpuFeatures::avx512vl, kAvx512Rank},
-    {"PREFETCHW", &CpuFeatures::prfchw, kAvx512Rank},
-    {"OS support for zmm state", &CpuFeatures::os_zmm, kAvx512Rank},
-    {"AVX512_BF16", &CpuFeatures::avx512bf16, kAvx512Bf16Rank},
-};
 
 struct Level {
   const char* name;
@@ -164,7 +143,7 @@ std::string Missing(const Level& level, const CpuFeatures& f) {
   std::string missing;
   if (level.rank == kNoCheck) return missing;
   for (const Feature& feature : kFeatures) {
-    if (feature.rank <= level.rank && !(f.*feature.have)) {
+    if (feature.rank <= level.rank && !f.Has(feature)) {
       missing += std::string(missing.empty() ? "" : ", ") + feature.name;
     }
   }
