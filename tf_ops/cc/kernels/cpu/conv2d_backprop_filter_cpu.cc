@@ -111,7 +111,7 @@ bool Conv2DBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* out
                           g.stride_cols == 1 && g.pad_top == 0 && g.pad_left == 0 &&
                           g.out_rows == g.in_rows && g.out_cols == g.in_cols;
     const bool direct_dy = kSameType && !g.nchw;
-    const Layout4 xl{g.in_rows, g.in_cols, C, g.nchw};
+    const Layout4 xl{g.in_rows, g.in_cols, C, g.nchw != 0};
     const int64_t out_hw = g.out_rows * g.out_cols;
     // NHWC, one group, tap spacing 1: a filter row's taps are adjacent in memory.
     const bool contiguous_taps = !g.nchw && G == 1 && g.dilation_cols == 1;

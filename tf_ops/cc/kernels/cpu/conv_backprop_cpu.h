@@ -35,22 +35,9 @@
 #include <cstdint>
 #include <functional>
 
-namespace tf_convgrad {
+#include "tf_ops/cc/kernels/conv_geometry.h"
 
-// Sizes of one convolution, all validated and non-negative. `in_*` describe
-// the forward input (x / dx), `out_*` the forward output (dy).
-struct ConvGeometry {
-  int64_t batch = 0;
-  int64_t in_rows = 0, in_cols = 0, in_depth = 0;
-  int64_t filter_rows = 0, filter_cols = 0;
-  int64_t groups = 1;            // Conv2DBackpropFilter only.
-  int64_t depth_multiplier = 1;  // Depthwise ops only.
-  int64_t out_rows = 0, out_cols = 0, out_depth = 0;
-  int64_t stride_rows = 1, stride_cols = 1;
-  int64_t dilation_rows = 1, dilation_cols = 1;
-  int64_t pad_top = 0, pad_left = 0;  // Bottom/right pads only set out_*.
-  bool nchw = false;
-};
+namespace tf_convgrad {
 
 // Runs fn(begin, end) over disjoint ranges covering [0, total), possibly in
 // parallel. cost_per_unit is a rough cycle count used for sharding.
@@ -84,10 +71,6 @@ void SerialFor(int64_t total, int64_t cost_per_unit,
   X(DepthwiseBackpropFilterCpu, dbf) \
   X(DepthwiseBackpropInputCpu, dbi)
 
-// The element types every core is instantiated for, one X(T, arg) each.
-#define TF_CONVGRAD_CPU_TYPES(X, arg) \
-  X(Eigen::half, arg) X(Eigen::bfloat16, arg) X(float, arg) X(double, arg)
-
 // Declares one core (in namespace tf_convgrad here, and in each level's own
 // namespace in cpu_kernels.h).
 #define TF_CONVGRAD_DECLARE_CPU_CORE(Name, short_name)                               \
@@ -100,7 +83,7 @@ void SerialFor(int64_t total, int64_t cost_per_unit,
 #define TF_CONVGRAD_INSTANTIATE_CPU_CORE_FOR_(T, Name) \
   template bool Name<T>(const ConvGeometry&, const T*, const T*, T*, const ParallelFor&);
 #define TF_CONVGRAD_INSTANTIATE_CPU_CORE(Name) \
-  TF_CONVGRAD_CPU_TYPES(TF_CONVGRAD_INSTANTIATE_CPU_CORE_FOR_, Name)
+  TF_CONVGRAD_TYPES(TF_CONVGRAD_INSTANTIATE_CPU_CORE_FOR_, Name)
 
 TF_CONVGRAD_CPU_CORES(TF_CONVGRAD_DECLARE_CPU_CORE)
 

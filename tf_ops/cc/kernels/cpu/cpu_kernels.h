@@ -33,10 +33,10 @@ struct CoreFns {
 #undef TF_CONVGRAD_CORE_FIELD_
 };
 
-// One level's table: its name, then a CoreFns per type of TF_CONVGRAD_CPU_TYPES.
+// One level's table: its name, then a CoreFns per type of TF_CONVGRAD_TYPES.
 #define TF_CONVGRAD_CORE_FNS_TYPE_(T, unused) , CoreFns<T>
 struct CpuKernels {
-  std::tuple<const char* TF_CONVGRAD_CPU_TYPES(TF_CONVGRAD_CORE_FNS_TYPE_, )> table;
+  std::tuple<const char* TF_CONVGRAD_TYPES(TF_CONVGRAD_CORE_FNS_TYPE_, )> table;
 
   const char* level() const { return std::get<0>(table); }  // the namespace it was compiled in
   template <typename T>

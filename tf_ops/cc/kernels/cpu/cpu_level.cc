@@ -22,7 +22,7 @@ constexpr CoreFns<T> Fns() {
 
 #define TF_CONVGRAD_CORE_FNS_VALUE_(T, unused) , Fns<T>()
 constexpr CpuKernels kKernels = {
-    {TF_CONVGRAD_STR(TF_CONVGRAD_ISA_NS) TF_CONVGRAD_CPU_TYPES(TF_CONVGRAD_CORE_FNS_VALUE_, )}};
+    {TF_CONVGRAD_STR(TF_CONVGRAD_ISA_NS) TF_CONVGRAD_TYPES(TF_CONVGRAD_CORE_FNS_VALUE_, )}};
 #undef TF_CONVGRAD_CORE_FNS_VALUE_
 
 }  // namespace
