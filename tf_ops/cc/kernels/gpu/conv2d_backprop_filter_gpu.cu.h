@@ -531,28 +531,12 @@ __global__ void __launch_bounds__(kThreads)
 // Host side
 // ---------------------------------------------------------------------------
 
-struct CbfShape {
-  int64_t batch, in_rows, in_cols, in_depth;
-  int64_t filter_rows, filter_cols, groups;
-  int64_t out_rows, out_cols, out_depth;
-  int64_t stride_rows, stride_cols, dilation_rows, dilation_cols, pad_top, pad_left;
-  bool nchw;
-};
-
 enum class CbfEngine { kSimtLarge, kSimtSmall, kWmmaWide, kWmmaNarrow };
 
+// Names of CbfEngine, in its order.
 inline const char* EngineName(CbfEngine e) {
-  switch (e) {
-    case CbfEngine::kSimtLarge:
-      return "simt128";
-    case CbfEngine::kSimtSmall:
-      return "simt64";
-    case CbfEngine::kWmmaWide:
-      return "wmma128x128";
-    case CbfEngine::kWmmaNarrow:
-      break;
-  }
-  return "wmma128x64";
+  static constexpr const char* kNames[] = {"simt128", "simt64", "wmma128x128", "wmma128x64"};
+  return kNames[static_cast<int>(e)];
 }
 
 constexpr int64_t kCbfTargetBlocks = 512;  // about 4 resident blocks x 132 SMs
@@ -571,7 +555,7 @@ struct CbfPlan {
 
 // `x`/`dy` may be null (descriptions): then alignment is assumed.
 template <typename T>
-CbfPlan PlanCbf(const CbfShape& s, const LaunchOptions& o, const void* x = nullptr,
+CbfPlan PlanCbf(const ConvGeometry& s, const LaunchOptions& o, const void* x = nullptr,
                 const void* dy = nullptr) {
   CbfPlan plan;
   CbfParams& p = plan.params;
@@ -668,8 +652,8 @@ cudaError_t LaunchCbfEngine(const CbfPlan& plan, const T* x, const T* dy, Acc<T>
 }
 
 template <typename T>
-cudaError_t LaunchCbfGemm(const CbfShape& s, const LaunchOptions& o, const T* x, const T* dy, T* dw,
-                          void* scratch, size_t scratch_bytes, cudaStream_t stream) {
+cudaError_t LaunchCbfGemm(const ConvGeometry& s, const LaunchOptions& o, const T* x, const T* dy,
+                          T* dw, void* scratch, size_t scratch_bytes, cudaStream_t stream) {
   const CbfPlan plan = PlanCbf<T>(s, o, x, dy);
   if (scratch_bytes < plan.scratch || (plan.scratch > 0 && scratch == nullptr)) {
     return cudaErrorInvalidValue;
@@ -681,7 +665,7 @@ cudaError_t LaunchCbfGemm(const CbfShape& s, const LaunchOptions& o, const T* x,
 }
 
 template <typename T>
-std::string DescribeCbfGemm(const CbfShape& s, const LaunchOptions& o) {
+std::string DescribeCbfGemm(const ConvGeometry& s, const LaunchOptions& o) {
   const CbfPlan plan = PlanCbf<T>(s, o);
   char buf[160];
   snprintf(buf, sizeof(buf), "cbf.%s.%s%s%s grid=%lldx%lld", s.nchw ? "nchw" : "nhwc",

@@ -57,6 +57,31 @@ enum class FilterVariant { k3x3, k5x5, kGeneric };
 // DepthwiseConv2dNativeBackpropInput
 // ---------------------------------------------------------------------------
 
+// Calls tap(i, j, ho, wo) for every filter tap (i, j) through which output
+// pixel (ho, wo) reaches input pixel (h, w), in increasing i, then j. kFH/kFW
+// > 0 are compile-time sizes (the loops unroll), -1 reads them from `p`.
+template <int kFH, int kFW, typename Index, typename Tap>
+__device__ __forceinline__ void ForEachDbiTap(const DwParams<Index>& p, const Index h,
+                                              const Index w, Tap&& tap) {
+  const Index FH = kFH > 0 ? Index(kFH) : p.filter_rows;
+  const Index FW = kFW > 0 ? Index(kFW) : p.filter_cols;
+#pragma unroll
+  for (Index i = 0; i < FH; ++i) {
+    const Index hn = h + p.pad_top - i * p.dilation_rows;
+    if (hn < 0) break;  // hn only decreases with i.
+    const Index ho = hn / p.stride_rows;
+    if (ho * p.stride_rows != hn || ho >= p.out_rows) continue;
+#pragma unroll
+    for (Index j = 0; j < FW; ++j) {
+      const Index wn = w + p.pad_left - j * p.dilation_cols;
+      if (wn < 0) break;
+      const Index wo = wn / p.stride_cols;
+      if (wo * p.stride_cols != wn || wo >= p.out_cols) continue;
+      tap(i, j, ho, wo);
+    }
+  }
+}
+
 // NHWC: work item = (pixel, group of kV channels); kFH/kFW/kM > 0 are
 // compile-time sizes, -1 reads them from `p`. With `vec`, C % kV == 0 and
 // all three pointers are 16-byte aligned (only used with kM == 1).
@@ -66,7 +91,6 @@ __global__ void __launch_bounds__(kThreads)
                   T* __restrict__ dx, const Index channel_groups, const Index total,
                   const bool vec) {
   using A = Acc<T>;
-  const Index FH = kFH > 0 ? Index(kFH) : p.filter_rows;
   const Index FW = kFW > 0 ? Index(kFW) : p.filter_cols;
   const Index M = kM > 0 ? Index(kM) : p.multiplier;
   const Index C = p.in_depth;
@@ -82,39 +106,27 @@ __global__ void __launch_bounds__(kThreads)
     A acc[kV];
 #pragma unroll
     for (int l = 0; l < kV; ++l) acc[l] = A(0);
+    ForEachDbiTap<kFH, kFW>(p, h, w, [&](Index i, Index j, Index ho, Index wo) {
+      const T* dy_pix = dy + ((b * p.out_rows + ho) * p.out_cols + wo) * CM;
+      const T* f_tap = filter + (i * FW + j) * CM;  // f[i][j][c][m] = f_tap[c * M + m]
+      if (kM == 1 && vec) {
+        A dv[kV], fv[kV];
+        LoadVec<T, kV>(dy_pix + c0, dv);
+        LoadVec<T, kV>(f_tap + c0, fv);
 #pragma unroll
-    for (Index i = 0; i < FH; ++i) {
-      const Index hn = h + p.pad_top - i * p.dilation_rows;
-      if (hn < 0) break;  // hn only decreases with i.
-      const Index ho = hn / p.stride_rows;
-      if (ho * p.stride_rows != hn || ho >= p.out_rows) continue;
+        for (int l = 0; l < kV; ++l) acc[l] += fv[l] * dv[l];
+      } else {
 #pragma unroll
-      for (Index j = 0; j < FW; ++j) {
-        const Index wn = w + p.pad_left - j * p.dilation_cols;
-        if (wn < 0) break;
-        const Index wo = wn / p.stride_cols;
-        if (wo * p.stride_cols != wn || wo >= p.out_cols) continue;
-        const T* dy_pix = dy + ((b * p.out_rows + ho) * p.out_cols + wo) * CM;
-        const T* f_tap = filter + (i * FW + j) * CM;  // f[i][j][c][m] = f_tap[c * M + m]
-        if (kM == 1 && vec) {
-          A dv[kV], fv[kV];
-          LoadVec<T, kV>(dy_pix + c0, dv);
-          LoadVec<T, kV>(f_tap + c0, fv);
-#pragma unroll
-          for (int l = 0; l < kV; ++l) acc[l] += fv[l] * dv[l];
-        } else {
-#pragma unroll
-          for (int l = 0; l < kV; ++l) {
-            const Index c = c0 + l;
-            if (c < C) {
-              for (Index m = 0; m < M; ++m) {
-                acc[l] += ToAcc(f_tap[c * M + m]) * ToAcc(dy_pix[c * M + m]);
-              }
+        for (int l = 0; l < kV; ++l) {
+          const Index c = c0 + l;
+          if (c < C) {
+            for (Index m = 0; m < M; ++m) {
+              acc[l] += ToAcc(f_tap[c * M + m]) * ToAcc(dy_pix[c * M + m]);
             }
           }
         }
       }
-    }
+    });
     T* out = dx + pix * C + c0;
     if (vec) {
       StoreVec<T, kV>(out, acc);
@@ -133,7 +145,6 @@ __global__ void __launch_bounds__(kThreads)
     DbiNchwKernel(const DwParams<Index> p, const T* __restrict__ filter, const T* __restrict__ dy,
                   T* __restrict__ dx, const Index total) {
   using A = Acc<T>;
-  const Index FH = kFH > 0 ? Index(kFH) : p.filter_rows;
   const Index FW = kFW > 0 ? Index(kFW) : p.filter_cols;
   const Index M = kM > 0 ? Index(kM) : p.multiplier;
   const Index C = p.in_depth;
@@ -148,23 +159,11 @@ __global__ void __launch_bounds__(kThreads)
     const Index b = t / C;
     const T* dy_bc = dy + (b * p.out_depth + c * M) * out_plane;  // dy[b, c * M, 0, 0]
     A acc = A(0);
-#pragma unroll
-    for (Index i = 0; i < FH; ++i) {
-      const Index hn = h + p.pad_top - i * p.dilation_rows;
-      if (hn < 0) break;
-      const Index ho = hn / p.stride_rows;
-      if (ho * p.stride_rows != hn || ho >= p.out_rows) continue;
-#pragma unroll
-      for (Index j = 0; j < FW; ++j) {
-        const Index wn = w + p.pad_left - j * p.dilation_cols;
-        if (wn < 0) break;
-        const Index wo = wn / p.stride_cols;
-        if (wo * p.stride_cols != wn || wo >= p.out_cols) continue;
-        const T* f = filter + (i * FW + j) * p.out_depth + c * M;
-        const Index o = ho * p.out_cols + wo;
-        for (Index m = 0; m < M; ++m) acc += ToAcc(f[m]) * ToAcc(dy_bc[m * out_plane + o]);
-      }
-    }
+    ForEachDbiTap<kFH, kFW>(p, h, w, [&](Index i, Index j, Index ho, Index wo) {
+      const T* f = filter + (i * FW + j) * p.out_depth + c * M;
+      const Index o = ho * p.out_cols + wo;
+      for (Index m = 0; m < M; ++m) acc += ToAcc(f[m]) * ToAcc(dy_bc[m * out_plane + o]);
+    });
     dx[idx] = FromAcc<T>(acc);
   }
 }
@@ -407,23 +406,12 @@ __global__ void __launch_bounds__(kThreads, 2)
 // Host side: plans and launches
 // ---------------------------------------------------------------------------
 
-// Shape of a depthwise problem in the ops' terms (int64, validated).
-struct DwShape {
-  int64_t batch, in_rows, in_cols, in_depth, multiplier;
-  int64_t filter_rows, filter_cols;
-  int64_t out_rows, out_cols;
-  int64_t stride_rows, stride_cols, dilation_rows, dilation_cols, pad_top, pad_left;
-  bool nchw;
-  int64_t out_depth() const { return in_depth * multiplier; }
-  int64_t taps() const { return filter_rows * filter_cols; }
-};
-
 // Largest element offset or |coordinate| a depthwise kernel computes, plus
 // `extra` (the partial-sum buffer's size).
-inline int64_t DwIndexBound(const DwShape& s, int64_t extra) {
+inline int64_t DwIndexBound(const ConvGeometry& s, int64_t extra) {
   const int64_t x = SatMul(SatMul(SatMul(s.batch, s.in_rows), s.in_cols), s.in_depth);
-  const int64_t dy = SatMul(SatMul(SatMul(s.batch, s.out_rows), s.out_cols), s.out_depth());
-  const int64_t f = SatMul(s.taps(), s.out_depth());
+  const int64_t dy = SatMul(SatMul(SatMul(s.batch, s.out_rows), s.out_cols), s.out_depth);
+  const int64_t f = SatMul(Taps(s), s.out_depth);
   const int64_t rows = SatAdd(
       SatAdd(SatMul(SatAdd(s.out_rows, 1), s.stride_rows), SatMul(s.filter_rows, s.dilation_rows)),
       SatAdd(s.pad_top, s.in_rows));
@@ -436,7 +424,7 @@ inline int64_t DwIndexBound(const DwShape& s, int64_t extra) {
 }
 
 template <typename Index>
-DwParams<Index> MakeDwParams(const DwShape& s) {
+DwParams<Index> MakeDwParams(const ConvGeometry& s) {
   DwParams<Index> p;
   p.batch = Index(s.batch);
   p.in_rows = Index(s.in_rows);
@@ -444,8 +432,8 @@ DwParams<Index> MakeDwParams(const DwShape& s) {
   p.in_depth = Index(s.in_depth);
   p.out_rows = Index(s.out_rows);
   p.out_cols = Index(s.out_cols);
-  p.out_depth = Index(s.out_depth());
-  p.multiplier = Index(s.multiplier);
+  p.out_depth = Index(s.out_depth);
+  p.multiplier = Index(s.depth_multiplier);
   p.filter_rows = Index(s.filter_rows);
   p.filter_cols = Index(s.filter_cols);
   p.stride_rows = Index(s.stride_rows);
@@ -457,23 +445,17 @@ DwParams<Index> MakeDwParams(const DwShape& s) {
   return p;
 }
 
-inline FilterVariant PickVariant(const DwShape& s, bool need_m1, const LaunchOptions& o) {
-  if (o.force_generic || (need_m1 && s.multiplier != 1)) return FilterVariant::kGeneric;
+inline FilterVariant PickVariant(const ConvGeometry& s, bool need_m1, const LaunchOptions& o) {
+  if (o.force_generic || (need_m1 && s.depth_multiplier != 1)) return FilterVariant::kGeneric;
   if (s.filter_rows == 3 && s.filter_cols == 3) return FilterVariant::k3x3;
   if (s.filter_rows == 5 && s.filter_cols == 5) return FilterVariant::k5x5;
   return FilterVariant::kGeneric;
 }
 
+// Names of FilterVariant, in its order.
 inline const char* VariantName(FilterVariant v) {
-  switch (v) {
-    case FilterVariant::k3x3:
-      return "3x3";
-    case FilterVariant::k5x5:
-      return "5x5";
-    case FilterVariant::kGeneric:
-      break;
-  }
-  return "generic";
+  static constexpr const char* kNames[] = {"3x3", "5x5", "generic"};
+  return kNames[static_cast<int>(v)];
 }
 
 // ---- DBI ----
@@ -489,8 +471,8 @@ struct DbiPlan {
 };
 
 template <typename T>
-DbiPlan<T> PlanDbi(const DwShape& s, const LaunchOptions& o, const void* filter, const void* dy,
-                   const void* dx) {
+DbiPlan<T> PlanDbi(const ConvGeometry& s, const LaunchOptions& o, const void* filter,
+                   const void* dy, const void* dx) {
   DbiPlan<T> plan;
   plan.variant = PickVariant(s, /*need_m1=*/true, o);
   plan.index64 = o.force_index64 || DwIndexBound(s, 0) > kMaxIndex32;
@@ -505,8 +487,8 @@ DbiPlan<T> PlanDbi(const DwShape& s, const LaunchOptions& o, const void* filter,
 }
 
 template <typename T, typename Index, int kFH, int kFW, int kM>
-cudaError_t LaunchDbiVariant(const DwShape& s, const DbiPlan<T>& plan, const T* filter, const T* dy,
-                             T* dx, cudaStream_t stream) {
+cudaError_t LaunchDbiVariant(const ConvGeometry& s, const DbiPlan<T>& plan, const T* filter,
+                             const T* dy, T* dx, cudaStream_t stream) {
   const DwParams<Index> p = MakeDwParams<Index>(s);
   const dim3 grid(static_cast<unsigned>(plan.blocks));
   if (s.nchw) {
@@ -523,8 +505,8 @@ cudaError_t LaunchDbiVariant(const DwShape& s, const DbiPlan<T>& plan, const T* 
 }
 
 template <typename T, typename Index>
-cudaError_t LaunchDbiIndexed(const DwShape& s, const DbiPlan<T>& plan, const T* filter, const T* dy,
-                             T* dx, cudaStream_t stream) {
+cudaError_t LaunchDbiIndexed(const ConvGeometry& s, const DbiPlan<T>& plan, const T* filter,
+                             const T* dy, T* dx, cudaStream_t stream) {
   switch (plan.variant) {
     case FilterVariant::k3x3:
       return LaunchDbiVariant<T, Index, 3, 3, 1>(s, plan, filter, dy, dx, stream);
@@ -537,15 +519,15 @@ cudaError_t LaunchDbiIndexed(const DwShape& s, const DbiPlan<T>& plan, const T* 
 }
 
 template <typename T>
-cudaError_t LaunchDbi(const DwShape& s, const LaunchOptions& o, const T* filter, const T* dy, T* dx,
-                      cudaStream_t stream) {
+cudaError_t LaunchDbi(const ConvGeometry& s, const LaunchOptions& o, const T* filter, const T* dy,
+                      T* dx, cudaStream_t stream) {
   const DbiPlan<T> plan = PlanDbi<T>(s, o, filter, dy, dx);
   return plan.index64 ? LaunchDbiIndexed<T, int64_t>(s, plan, filter, dy, dx, stream)
                       : LaunchDbiIndexed<T, int32_t>(s, plan, filter, dy, dx, stream);
 }
 
 template <typename T>
-std::string DescribeDbi(const DwShape& s, const LaunchOptions& o) {
+std::string DescribeDbi(const ConvGeometry& s, const LaunchOptions& o) {
   // Alignment is not known here; describe the aligned case.
   const DbiPlan<T> plan = PlanDbi<T>(s, o, nullptr, nullptr, nullptr);
   char buf[128];
@@ -577,11 +559,11 @@ struct DbfPlan {
 };
 
 template <typename T>
-DbfPlan<T> PlanDbf(const DwShape& s, const LaunchOptions& o, const void* x, const void* dy) {
+DbfPlan<T> PlanDbf(const ConvGeometry& s, const LaunchOptions& o, const void* x, const void* dy) {
   using A = Acc<T>;
   DbfPlan<T> plan;
   plan.variant = PickVariant(s, /*need_m1=*/false, o);
-  const int64_t cm = s.out_depth();
+  const int64_t cm = s.out_depth;
   constexpr int kV = DbfVecWidth<T>();
   int64_t pixel_lanes = kThreads;
   plan.lane_shift = 0;
@@ -595,10 +577,10 @@ DbfPlan<T> PlanDbf(const DwShape& s, const LaunchOptions& o, const void* x, cons
   }
   const size_t vec_bytes = sizeof(T) * kV;
   plan.vec = kV > 1 && cm % kV == 0 && IsAligned(dy, vec_bytes) &&
-             (s.multiplier != 1 || IsAligned(x, vec_bytes));
+             (s.depth_multiplier != 1 || IsAligned(x, vec_bytes));
   const int64_t rows = s.batch * s.out_rows;
   const int64_t pixels = rows * s.out_cols;
-  const int64_t per_split = SatMul(SatMul(s.taps(), cm), int64_t{sizeof(A)});
+  const int64_t per_split = SatMul(SatMul(Taps(s), cm), int64_t{sizeof(A)});
   int64_t splits;
   if (o.force_splits > 0) {
     splits = o.force_splits;
@@ -612,12 +594,12 @@ DbfPlan<T> PlanDbf(const DwShape& s, const LaunchOptions& o, const void* x, cons
   plan.splits = std::max<int64_t>(CeilDiv(rows, plan.rows_per_split), 1);
   plan.scratch = plan.splits > 1 ? AlignScratch(size_t(plan.splits) * size_t(per_split)) : 0;
   plan.index64 =
-      o.force_index64 || DwIndexBound(s, SatMul(plan.splits, SatMul(s.taps(), cm))) > kMaxIndex32;
+      o.force_index64 || DwIndexBound(s, SatMul(plan.splits, SatMul(Taps(s), cm))) > kMaxIndex32;
   return plan;
 }
 
 template <typename T, typename Index, int kFH, int kFW>
-cudaError_t LaunchDbfVariant(const DwShape& s, const DbfPlan<T>& plan, const T* x, const T* dy,
+cudaError_t LaunchDbfVariant(const ConvGeometry& s, const DbfPlan<T>& plan, const T* x, const T* dy,
                              Acc<T>* partial, T* dw, cudaStream_t stream) {
   constexpr int kChunk = kFH > 0 ? kFH * kFW : kGenericChunk;
   const DwParams<Index> p = MakeDwParams<Index>(s);
@@ -633,11 +615,11 @@ cudaError_t LaunchDbfVariant(const DwShape& s, const DbfPlan<T>& plan, const T* 
                                  Index(plan.rows_per_split), plan.lane_shift, plan.vec);
   }
   if (plan.splits == 1) return cudaSuccess;
-  return SumPartials<T>(partial, plan.splits, s.taps() * s.out_depth(), dw, stream);
+  return SumPartials<T>(partial, plan.splits, Taps(s) * s.out_depth, dw, stream);
 }
 
 template <typename T, typename Index>
-cudaError_t LaunchDbfIndexed(const DwShape& s, const DbfPlan<T>& plan, const T* x, const T* dy,
+cudaError_t LaunchDbfIndexed(const ConvGeometry& s, const DbfPlan<T>& plan, const T* x, const T* dy,
                              Acc<T>* partial, T* dw, cudaStream_t stream) {
   switch (plan.variant) {
     case FilterVariant::k3x3:
@@ -651,12 +633,12 @@ cudaError_t LaunchDbfIndexed(const DwShape& s, const DbfPlan<T>& plan, const T* 
 }
 
 template <typename T>
-size_t DbfScratchBytes(const DwShape& s, const LaunchOptions& o) {
+size_t DbfScratchBytes(const ConvGeometry& s, const LaunchOptions& o) {
   return PlanDbf<T>(s, o, nullptr, nullptr).scratch;
 }
 
 template <typename T>
-cudaError_t LaunchDbf(const DwShape& s, const LaunchOptions& o, const T* x, const T* dy, T* dw,
+cudaError_t LaunchDbf(const ConvGeometry& s, const LaunchOptions& o, const T* x, const T* dy, T* dw,
                       void* scratch, size_t scratch_bytes, cudaStream_t stream) {
   const DbfPlan<T> plan = PlanDbf<T>(s, o, x, dy);
   if (scratch_bytes < plan.scratch || (plan.scratch > 0 && scratch == nullptr)) {
@@ -669,7 +651,7 @@ cudaError_t LaunchDbf(const DwShape& s, const LaunchOptions& o, const T* x, cons
 }
 
 template <typename T>
-std::string DescribeDbf(const DwShape& s, const LaunchOptions& o) {
+std::string DescribeDbf(const ConvGeometry& s, const LaunchOptions& o) {
   const DbfPlan<T> plan = PlanDbf<T>(s, o, nullptr, nullptr);
   char buf[160];
   snprintf(buf, sizeof(buf), "dbf.%s.%s.%s grid=%lldx%lld", s.nchw ? "nchw" : "nhwc",

@@ -3,9 +3,11 @@
 // loads, and the fixed-order reduction of per-split partial sums.
 //
 // Included only by the kernels' .cu.cc files, which nvcc compiles. The same
-// sources also build with g++ against the CPU emulation in tests/gpu/emu
-// (TF_CONVGRAD_CUDA_EMULATION), which runs every GPU thread as a fiber so that
-// the kernels' logic can be tested on a machine without a GPU.
+// sources also build with g++ for a CPU emulation of CUDA (the GPU harness's
+// --emulate build), which defines TF_CONVGRAD_CUDA_EMULATION, force-includes
+// its stand-in for the CUDA headers and defines TF_CONVGRAD_LAUNCH_OR_RETURN
+// for its own launches, so that the kernels' logic can be tested on a machine
+// without a GPU.
 #ifndef TF_OPS_CC_KERNELS_GPU_GPU_COMMON_CU_H_
 #define TF_OPS_CC_KERNELS_GPU_GPU_COMMON_CU_H_
 
@@ -16,9 +18,7 @@
 #include <limits>
 #include <type_traits>
 
-#if defined(TF_CONVGRAD_CUDA_EMULATION)
-#include "cuda_emulation.h"
-#else
+#if !defined(TF_CONVGRAD_CUDA_EMULATION)
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -38,16 +38,9 @@
     const cudaError_t launch_error_ = cudaGetLastError();                   \
     if (launch_error_ != cudaSuccess) return launch_error_;                 \
   } while (false)
-#elif defined(TF_CONVGRAD_CUDA_EMULATION)
-#define TF_CONVGRAD_LAUNCH_OR_RETURN(kernel, grid, block, stream, ...)                           \
-  do {                                                                                           \
-    auto* const kernel_ = (kernel);                                                              \
-    ::tf_convgrad_emu::LaunchKernel((grid), (block), (stream), [=]() { kernel_(__VA_ARGS__); }); \
-    const cudaError_t launch_error_ = cudaGetLastError();                                        \
-    if (launch_error_ != cudaSuccess) return launch_error_;                                      \
-  } while (false)
-#else
-#error "gpu_common.cu.h must be compiled by nvcc (or for the CPU emulation)"
+#elif !defined(TF_CONVGRAD_CUDA_EMULATION) || !defined(TF_CONVGRAD_LAUNCH_OR_RETURN)
+#error \
+    "gpu_common.cu.h must be compiled by nvcc (or by a CUDA emulation that defines the launch macro)"
 #endif
 
 #define TF_CONVGRAD_RETURN_IF_CUDA_ERROR(expr)          \
@@ -134,6 +127,9 @@ inline bool IsAligned(const void* p, size_t bytes) {
 // ---------------------------------------------------------------------------
 // Host-side sizing helpers (64-bit; callers have validated non-negativity)
 // ---------------------------------------------------------------------------
+
+// Filter taps (rows x columns) of a geometry.
+inline int64_t Taps(const ConvGeometry& s) { return s.filter_rows * s.filter_cols; }
 
 inline int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t RoundUp(int64_t a, int64_t b) { return CeilDiv(a, b) * b; }
