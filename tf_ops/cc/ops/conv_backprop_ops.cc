@@ -19,6 +19,24 @@ absl::Status SizesInputShape(shape_inference::InferenceContext* c) {
   return absl::OkStatus();
 }
 
+// The ops' documentation (cbf, dbf, dbi).
+constexpr char kCbfDoc[] = R"doc(
+Gradient of Conv2D with respect to the filter; mirrors tf.raw_ops.Conv2DBackpropFilter.
+Supports NHWC and NCHW, dilations, grouped filters (input depth = groups * filter
+in-depth) and asymmetric explicit padding on every device; half and bfloat16 accumulate
+in float32; results are deterministic.
+)doc";
+constexpr char kDbfDoc[] = R"doc(
+Gradient of DepthwiseConv2dNative with respect to the filter; mirrors
+tf.raw_ops.DepthwiseConv2dNativeBackpropFilter. Unlike TensorFlow it honours dilations and
+accepts unequal row and column strides.
+)doc";
+constexpr char kDbiDoc[] = R"doc(
+Gradient of DepthwiseConv2dNative with respect to the input; mirrors
+tf.raw_ops.DepthwiseConv2dNativeBackpropInput. Unlike TensorFlow it honours dilations and
+accepts unequal row and column strides.
+)doc";
+
 }  // namespace
 
 // Every op: its first two inputs (the sizes input, at index `sizes_index`,
@@ -44,28 +62,15 @@ absl::Status SizesInputShape(shape_inference::InferenceContext* c) {
 
 TF_CONVGRAD_REGISTER_OP("ConvGrad>Conv2DBackpropFilter", "input: T", "filter_sizes: int32", 1,
                         .Attr("use_cudnn_on_gpu: bool = true"))
-    .Doc(R"doc(
-Gradient of Conv2D with respect to the filter; mirrors tf.raw_ops.Conv2DBackpropFilter.
-Supports NHWC and NCHW, dilations, grouped filters (input depth = groups * filter
-in-depth) and asymmetric explicit padding on every device; half and bfloat16 accumulate
-in float32; results are deterministic.
-)doc");
+    .Doc(kCbfDoc);
 
 TF_CONVGRAD_REGISTER_OP("ConvGrad>DepthwiseConv2dNativeBackpropFilter", "input: T",
                         "filter_sizes: int32", 1, )
-    .Doc(R"doc(
-Gradient of DepthwiseConv2dNative with respect to the filter; mirrors
-tf.raw_ops.DepthwiseConv2dNativeBackpropFilter. Unlike TensorFlow it honours dilations and
-accepts unequal row and column strides.
-)doc");
+    .Doc(kDbfDoc);
 
 TF_CONVGRAD_REGISTER_OP("ConvGrad>DepthwiseConv2dNativeBackpropInput", "input_sizes: int32",
                         "filter: T", 0, )
-    .Doc(R"doc(
-Gradient of DepthwiseConv2dNative with respect to the input; mirrors
-tf.raw_ops.DepthwiseConv2dNativeBackpropInput. Unlike TensorFlow it honours dilations and
-accepts unequal row and column strides.
-)doc");
+    .Doc(kDbiDoc);
 
 #undef TF_CONVGRAD_REGISTER_OP
 
