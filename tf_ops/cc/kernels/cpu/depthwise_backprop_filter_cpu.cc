@@ -19,6 +19,7 @@
 // accumulators, capped at 64 MiB, plus per running worker filter_rows packed
 // input rows (with their padding columns) and one packed out_backprop row.
 #include <atomic>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -198,6 +199,7 @@ using internal::PackRow;
 using internal::Prefetcher;
 using internal::RoundUp;
 using internal::RowCache;
+using internal::RowTapsFn;
 using internal::Scratch;
 using internal::ValidRange;
 
@@ -231,6 +233,102 @@ constexpr int64_t kMaxSuperTasks = 32;
 constexpr int64_t kPartialBudgetBytes = int64_t{64} << 20;
 // Output rows this narrow always get zero-padded packed input rows.
 constexpr int64_t kNarrowCols = 32;
+// How dbf runs one (non-empty) geometry: every decision, made by PlanDbf
+// before anything runs, then executed by DepthwiseBackpropFilterCpu.
+template <typename A>
+struct DbfPlan {
+  int64_t supers = 1;  // super-tasks, each summing into its own partial dW
+  // Per tap column j, the output columns [lo[j], hi[j]) whose input column is
+  // inside the input; [mid_lo, mid_hi): those of every tap column.
+  std::vector<int64_t> lo, hi;
+  int64_t mid_lo = 0, mid_hi = 0;
+  // Float NHWC out_backprop rows with a whole number of vectors per pixel
+  // already have the packed layout.
+  bool dy_in_place = false;
+  RowTapsFn<A> window_fn = nullptr;  // tap spacing 1, stride 1 or 2: the windowed form
+  RowTapsFn<A> taps_fn = nullptr;    // all taps of one filter row (window_fn or RowTaps)
+  RowsTapsFn<A> rows_fn = nullptr;   // all filter rows at once (window form only)
+  bool zero_pad_rows = false;        // input rows packed with zero columns for the padding
+  bool in_place = false;             // input rows used as they are
+  int64_t lead = 0;                  // zero columns before input column 0
+  int64_t row_cols = 0;              // columns of a packed input row
+  bool prefetch = false;             // software prefetch of the next rows
+
+  // e.g. "dbf supers=32 taps=window rows=fused dy=in-place x=zero-padded"; for logs.
+  std::string Describe() const {
+    return "dbf supers=" + std::to_string(supers) + " taps=" +
+           (window_fn ? "window"
+            : taps_fn ? "row"
+                      : "tile") +
+           " rows=" + (rows_fn ? "fused" : "each") +
+           " dy=" + (dy_in_place ? "in-place" : "packed") + " x=" +
+           (in_place        ? "in-place"
+            : zero_pad_rows ? "zero-padded"
+                            : "packed") +
+           (prefetch ? " prefetch" : "");
+  }
+};
+
+template <typename T>
+DbfPlan<typename AccType<T>::type> PlanDbf(const ConvGeometry& g) {
+  using A = typename AccType<T>::type;
+  constexpr int V = static_cast<int>(kLanes<A>);
+  DbfPlan<A> plan;
+  const int64_t taps = g.filter_rows * g.filter_cols;
+  const int64_t units = g.batch * g.out_rows;
+  const int64_t M = g.depth_multiplier;
+  const int64_t padded = RoundUp(g.out_depth, V);
+  const int64_t partial = taps * padded;
+  int64_t supers = std::min(units, kMaxSuperTasks);
+  supers = std::max<int64_t>(
+      1, std::min<int64_t>(supers, kPartialBudgetBytes / (partial * int64_t{sizeof(A)})));
+  plan.supers = supers;
+
+  std::vector<int64_t>& lo = plan.lo;
+  std::vector<int64_t>& hi = plan.hi;
+  lo.resize(g.filter_cols);
+  hi.resize(g.filter_cols);
+  for (int64_t j = 0; j < g.filter_cols; ++j) {
+    ValidRange(j * g.dilation_cols - g.pad_left, g.stride_cols, g.in_cols, g.out_cols, &lo[j],
+               &hi[j]);
+  }
+  // Float NHWC out_backprop rows with a whole number of vectors per pixel
+  // already have the packed layout; so do input rows if also M == 1.
+  plan.dy_in_place = std::is_same<T, A>::value && !g.nchw && padded == g.out_depth;
+  int64_t mid_lo = 0, mid_hi = g.out_cols;
+  for (int64_t j = 0; j < g.filter_cols; ++j) {
+    mid_lo = std::max(mid_lo, lo[j]);
+    mid_hi = std::min(mid_hi, hi[j]);
+  }
+  plan.mid_lo = mid_lo;
+  plan.mid_hi = mid_hi;
+  // Tap spacing 1 and stride 1 or 2: the windowed form (fewer loads, more chains).
+  plan.window_fn =
+      g.dilation_cols == 1 ? internal::RowTapsWindowFor<A>(g.filter_cols, g.stride_cols) : nullptr;
+  plan.taps_fn = plan.window_fn ? plan.window_fn : internal::RowTapsFor<A>(g.filter_cols);
+  // Input rows packed with zero columns for the padding (from input column
+  // -pad_left on), so that every output column runs the window kernel and none
+  // goes tap by tap. Only for stride 1 and filters up to 3 wide (measured: at
+  // stride 2 or on 5-wide filters the window's extra products over the zeros
+  // cost more than the edges save), where rows are packed anyway or are
+  // narrow, so that the edge columns are a large share of the work.
+  const bool has_edges = mid_lo > 0 || mid_hi < g.out_cols;
+  const bool in_place_possible = plan.dy_in_place && M == 1;
+  plan.zero_pad_rows = plan.window_fn != nullptr && has_edges && g.stride_cols == 1 &&
+                       g.filter_cols <= 3 && (!in_place_possible || g.out_cols <= kNarrowCols);
+  plan.in_place = in_place_possible && !plan.zero_pad_rows;
+  // All filter rows at once where the window kernel applies (see RowsTapsWindow).
+  plan.rows_fn =
+      plan.window_fn ? RowsTapsWindowFor<A>(g.filter_rows, g.filter_cols, g.stride_cols) : nullptr;
+  plan.lead = plan.zero_pad_rows ? g.pad_left : 0;
+  plan.row_cols = plan.zero_pad_rows ? std::max(plan.lead + g.in_cols,
+                                                (g.out_cols - 1) * g.stride_cols + g.filter_cols)
+                                     : g.in_cols;
+  // Software prefetch only where the tensors do not stay cached between calls.
+  plan.prefetch = internal::WorthPrefetching(g, sizeof(T));
+  return plan;
+}
+
 }  // namespace
 
 template <typename T>
@@ -249,52 +347,21 @@ bool DepthwiseBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* 
   const int64_t M = g.depth_multiplier;
   const int64_t padded = RoundUp(g.out_depth, V);
   const int64_t partial = taps * padded;
-  int64_t supers = std::min(units, kMaxSuperTasks);
-  supers = std::max<int64_t>(
-      1, std::min<int64_t>(supers, kPartialBudgetBytes / (partial * int64_t{sizeof(A)})));
+  const DbfPlan<A> plan = PlanDbf<T>(g);
+  const int64_t supers = plan.supers;
   Scratch<A> partials(supers * partial);
   if (!partials.ok()) return false;
 
   const Layout4 xl{g.in_rows, g.in_cols, g.in_depth, g.nchw != 0};
   const Layout4 dl{g.out_rows, g.out_cols, g.out_depth, g.nchw != 0};
-  std::vector<int64_t> lo(g.filter_cols), hi(g.filter_cols);
-  for (int64_t j = 0; j < g.filter_cols; ++j) {
-    ValidRange(j * g.dilation_cols - g.pad_left, g.stride_cols, g.in_cols, g.out_cols, &lo[j],
-               &hi[j]);
-  }
-  // Float NHWC out_backprop rows with a whole number of vectors per pixel
-  // already have the packed layout; so do input rows if also M == 1.
-  const bool dy_in_place = std::is_same<T, A>::value && !g.nchw && padded == g.out_depth;
-  int64_t mid_lo = 0, mid_hi = g.out_cols;
-  for (int64_t j = 0; j < g.filter_cols; ++j) {
-    mid_lo = std::max(mid_lo, lo[j]);
-    mid_hi = std::min(mid_hi, hi[j]);
-  }
-  // Tap spacing 1 and stride 1 or 2: the windowed form (fewer loads, more chains).
-  const auto window_fn =
-      g.dilation_cols == 1 ? internal::RowTapsWindowFor<A>(g.filter_cols, g.stride_cols) : nullptr;
-  const auto taps_fn = window_fn ? window_fn : internal::RowTapsFor<A>(g.filter_cols);
-  // Input rows packed with zero columns for the padding (from input column
-  // -pad_left on), so that every output column runs the window kernel and none
-  // goes tap by tap. Only for stride 1 and filters up to 3 wide (measured: at
-  // stride 2 or on 5-wide filters the window's extra products over the zeros
-  // cost more than the edges save), where rows are packed anyway or are
-  // narrow, so that the edge columns are a large share of the work.
-  const bool has_edges = mid_lo > 0 || mid_hi < g.out_cols;
-  const bool in_place_possible = dy_in_place && M == 1;
-  const bool zero_pad_rows = window_fn != nullptr && has_edges && g.stride_cols == 1 &&
-                             g.filter_cols <= 3 &&
-                             (!in_place_possible || g.out_cols <= kNarrowCols);
-  const bool in_place = in_place_possible && !zero_pad_rows;
-  // All filter rows at once where the window kernel applies (see RowsTapsWindow).
-  const auto rows_fn =
-      window_fn ? RowsTapsWindowFor<A>(g.filter_rows, g.filter_cols, g.stride_cols) : nullptr;
-  const int64_t lead = zero_pad_rows ? g.pad_left : 0;  // zero columns before input column 0
-  const int64_t row_cols =
-      zero_pad_rows ? std::max(lead + g.in_cols, (g.out_cols - 1) * g.stride_cols + g.filter_cols)
-                    : g.in_cols;
-  // Software prefetch only where the tensors do not stay cached between calls.
-  const bool prefetch = internal::WorthPrefetching(g, sizeof(T));
+  const std::vector<int64_t>& lo = plan.lo;
+  const std::vector<int64_t>& hi = plan.hi;
+  const int64_t mid_lo = plan.mid_lo, mid_hi = plan.mid_hi;
+  const bool dy_in_place = plan.dy_in_place, zero_pad_rows = plan.zero_pad_rows;
+  const bool in_place = plan.in_place, prefetch = plan.prefetch;
+  const RowTapsFn<A> window_fn = plan.window_fn, taps_fn = plan.taps_fn;
+  const RowsTapsFn<A> rows_fn = plan.rows_fn;
+  const int64_t lead = plan.lead, row_cols = plan.row_cols;
   std::atomic<bool> failed{false};
   const int64_t cost = (units / supers + 1) * taps * g.out_cols * padded;
   parallel_for(supers, cost, [&](int64_t s_begin, int64_t s_end) {
