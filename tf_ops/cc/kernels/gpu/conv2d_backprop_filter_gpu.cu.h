@@ -69,17 +69,7 @@ struct PixelPos {
     wo = rem - ho * p.out_cols;
   }
   __device__ __forceinline__ void Advance(const CbfParams& p, int64_t step) {
-    wo += step;
-    if (wo >= p.out_cols) {
-      const int64_t q = wo / p.out_cols;
-      wo -= q * p.out_cols;
-      ho += q;
-      if (ho >= p.out_rows) {
-        const int64_t qb = ho / p.out_rows;
-        ho -= qb * p.out_rows;
-        b += qb;
-      }
-    }
+    AdvancePixel(p.out_rows, p.out_cols, step, b, ho, wo);
   }
 };
 
@@ -667,11 +657,9 @@ cudaError_t LaunchCbfGemm(const ConvGeometry& s, const LaunchOptions& o, const T
 template <typename T>
 std::string DescribeCbfGemm(const ConvGeometry& s, const LaunchOptions& o) {
   const CbfPlan plan = PlanCbf<T>(s, o);
-  char buf[160];
-  snprintf(buf, sizeof(buf), "cbf.%s.%s%s%s grid=%lldx%lld", s.nchw ? "nchw" : "nhwc",
-           EngineName(plan.engine), plan.params.vec_a ? ".va" : "", plan.params.vec_b ? ".vb" : "",
-           static_cast<long long>(plan.blocks), static_cast<long long>(plan.splits));
-  return buf;
+  return Format("cbf.%s.%s%s%s grid=%lldx%lld", s.nchw ? "nchw" : "nhwc", EngineName(plan.engine),
+                plan.params.vec_a ? ".va" : "", plan.params.vec_b ? ".vb" : "",
+                static_cast<long long>(plan.blocks), static_cast<long long>(plan.splits));
 }
 
 }  // namespace internal

@@ -195,20 +195,20 @@ __device__ __forceinline__ void ChunkTaps(const DwParams<Index>& p, Index t0, In
   }
 }
 
-// Moves the pixel (b, ho, wo) forward by `step` output pixels (step > 0).
-template <typename Index>
-__device__ __forceinline__ void AdvancePixel(const DwParams<Index>& p, Index step, Index& b,
-                                             Index& ho, Index& wo) {
-  wo += step;
-  if (wo >= p.out_cols) {
-    const Index q = wo / p.out_cols;
-    wo -= q * p.out_cols;
-    ho += q;
-    if (ho >= p.out_rows) {
-      const Index qb = ho / p.out_rows;
-      ho -= qb * p.out_rows;
-      b += qb;
-    }
+// Calls tap(k, h, w) for each tap k of a chunk (ChunkTaps) that exists and
+// whose input pixel (h, w) = (h0 + di[k], w0 + dj[k]) lies inside the image.
+template <int kChunk, typename Index, typename Tap>
+__device__ __forceinline__ void ForEachChunkTap(const DwParams<Index>& p, const bool (&tv)[kChunk],
+                                                const Index (&di)[kChunk],
+                                                const Index (&dj)[kChunk], const Index h0,
+                                                const Index w0, Tap&& tap) {
+#pragma unroll
+  for (int k = 0; k < kChunk; ++k) {
+    if (!tv[k]) continue;
+    const Index h = h0 + di[k];
+    const Index w = w0 + dj[k];
+    if (h < 0 || h >= p.in_rows || w < 0 || w >= p.in_cols) continue;
+    tap(k, h, w);
   }
 }
 
@@ -259,10 +259,8 @@ __global__ void __launch_bounds__(kThreads, 2)
     }
     Index pix = r_begin * p.out_cols + ty;
     if (pix < pix_end) {
-      const Index r = pix / p.out_cols;
-      Index wo = pix - r * p.out_cols;
-      Index b = r / p.out_rows;
-      Index ho = r - b * p.out_rows;
+      Index b, ho, wo;
+      SplitPixel(p.out_rows, p.out_cols, pix, b, ho, wo);
       for (; pix < pix_end; pix += pixel_lanes) {
         A dv[kV];
         const T* dy_pix = dy + pix * CM + q0;
@@ -275,12 +273,7 @@ __global__ void __launch_bounds__(kThreads, 2)
         const Index h0 = ho * p.stride_rows - p.pad_top;
         const Index w0 = wo * p.stride_cols - p.pad_left;
         const T* x_img = x + b * image;
-#pragma unroll
-        for (int k = 0; k < kChunk; ++k) {
-          if (!tv[k]) continue;
-          const Index h = h0 + di[k];
-          const Index w = w0 + dj[k];
-          if (h < 0 || h >= p.in_rows || w < 0 || w >= p.in_cols) continue;
+        ForEachChunkTap(p, tv, di, dj, h0, w0, [&](int k, Index h, Index w) {
           const T* x_pix = x_img + (h * p.in_cols + w) * C;
           if (x_vec && qv[0]) {
             A xv[kV];
@@ -293,8 +286,8 @@ __global__ void __launch_bounds__(kThreads, 2)
               if (qv[l]) acc[k][l] += ToAcc(x_pix[cx[l]]) * dv[l];
             }
           }
-        }
-        AdvancePixel(p, Index(pixel_lanes), b, ho, wo);
+        });
+        AdvancePixel(p.out_rows, p.out_cols, Index(pixel_lanes), b, ho, wo);
       }
     }
     // Sum the pixel lanes of each (tap, channel) in a fixed tree.
@@ -361,24 +354,17 @@ __global__ void __launch_bounds__(kThreads, 2)
     for (int k = 0; k < kChunk; ++k) acc[k] = A(0);
     Index pix = r_begin * p.out_cols + Index(threadIdx.x);
     if (pix < pix_end) {
-      const Index r = pix / p.out_cols;
-      Index wo = pix - r * p.out_cols;
-      Index b = r / p.out_rows;
-      Index ho = r - b * p.out_rows;
+      Index b, ho, wo;
+      SplitPixel(p.out_rows, p.out_cols, pix, b, ho, wo);
       for (; pix < pix_end; pix += kThreads) {
         const A dv = ToAcc(dy[(b * CM + q) * out_plane + ho * p.out_cols + wo]);
         const T* x_plane = x + (b * p.in_depth + c) * in_plane;
         const Index h0 = ho * p.stride_rows - p.pad_top;
         const Index w0 = wo * p.stride_cols - p.pad_left;
-#pragma unroll
-        for (int k = 0; k < kChunk; ++k) {
-          if (!tv[k]) continue;
-          const Index h = h0 + di[k];
-          const Index w = w0 + dj[k];
-          if (h < 0 || h >= p.in_rows || w < 0 || w >= p.in_cols) continue;
+        ForEachChunkTap(p, tv, di, dj, h0, w0, [&](int k, Index h, Index w) {
           acc[k] += ToAcc(x_plane[h * p.in_cols + w]) * dv;
-        }
-        AdvancePixel(p, Index(kThreads), b, ho, wo);
+        });
+        AdvancePixel(p.out_rows, p.out_cols, Index(kThreads), b, ho, wo);
       }
     }
 #pragma unroll
@@ -530,10 +516,8 @@ template <typename T>
 std::string DescribeDbi(const ConvGeometry& s, const LaunchOptions& o) {
   // Alignment is not known here; describe the aligned case.
   const DbiPlan<T> plan = PlanDbi<T>(s, o, nullptr, nullptr, nullptr);
-  char buf[128];
-  snprintf(buf, sizeof(buf), "dbi.%s.%s.%s.v%d", s.nchw ? "nchw" : "nhwc",
-           VariantName(plan.variant), plan.index64 ? "i64" : "i32", plan.vec_width);
-  return buf;
+  return Format("dbi.%s.%s.%s.v%d", s.nchw ? "nchw" : "nhwc", VariantName(plan.variant),
+                plan.index64 ? "i64" : "i32", plan.vec_width);
 }
 
 // ---- DBF ----
@@ -653,11 +637,9 @@ cudaError_t LaunchDbf(const ConvGeometry& s, const LaunchOptions& o, const T* x,
 template <typename T>
 std::string DescribeDbf(const ConvGeometry& s, const LaunchOptions& o) {
   const DbfPlan<T> plan = PlanDbf<T>(s, o, nullptr, nullptr);
-  char buf[160];
-  snprintf(buf, sizeof(buf), "dbf.%s.%s.%s grid=%lldx%lld", s.nchw ? "nchw" : "nhwc",
-           VariantName(plan.variant), plan.index64 ? "i64" : "i32",
-           static_cast<long long>(plan.tiles), static_cast<long long>(plan.splits));
-  return buf;
+  return Format("dbf.%s.%s.%s grid=%lldx%lld", s.nchw ? "nchw" : "nhwc", VariantName(plan.variant),
+                plan.index64 ? "i64" : "i32", static_cast<long long>(plan.tiles),
+                static_cast<long long>(plan.splits));
 }
 
 }  // namespace internal

@@ -14,8 +14,10 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <limits>
+#include <string>
 #include <type_traits>
 
 #if !defined(TF_CONVGRAD_CUDA_EMULATION)
@@ -125,11 +127,50 @@ inline bool IsAligned(const void* p, size_t bytes) {
 }
 
 // ---------------------------------------------------------------------------
+// Output pixels of a reduction over (b, ho, wo)
+// ---------------------------------------------------------------------------
+
+// The pixel (b, ho, wo) of flat index pix = (b * out_rows + ho) * out_cols + wo.
+template <typename Index>
+__device__ __forceinline__ void SplitPixel(const Index out_rows, const Index out_cols,
+                                           const Index pix, Index& b, Index& ho, Index& wo) {
+  const Index r = pix / out_cols;
+  wo = pix - r * out_cols;
+  b = r / out_rows;
+  ho = r - b * out_rows;
+}
+
+// Moves the pixel (b, ho, wo) forward by `step` pixels (step > 0).
+template <typename Index>
+__device__ __forceinline__ void AdvancePixel(const Index out_rows, const Index out_cols,
+                                             const Index step, Index& b, Index& ho, Index& wo) {
+  wo += step;
+  if (wo >= out_cols) {
+    const Index q = wo / out_cols;
+    wo -= q * out_cols;
+    ho += q;
+    if (ho >= out_rows) {
+      const Index qb = ho / out_rows;
+      ho -= qb * out_rows;
+      b += qb;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
 // Host-side sizing helpers (64-bit; callers have validated non-negativity)
 // ---------------------------------------------------------------------------
 
 // Filter taps (rows x columns) of a geometry.
 inline int64_t Taps(const ConvGeometry& s) { return s.filter_rows * s.filter_cols; }
+
+// printf-style formatting of a kernel description (at most 159 characters).
+template <typename... Args>
+std::string Format(const char* format, Args... args) {
+  char buf[160];
+  snprintf(buf, sizeof(buf), format, args...);
+  return buf;
+}
 
 inline int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t RoundUp(int64_t a, int64_t b) { return CeilDiv(a, b) * b; }
