@@ -14,20 +14,21 @@ extern "C" {
 int tfcg_launch(int op, int dtype, const tf_convgrad::ConvGeometry* shape, const void* first,
                 const void* out_backprop, void* output, void* scratch, size_t scratch_bytes,
                 void* stream, const g::LaunchOptions* options) {
-  return static_cast<int>(g::Launch(static_cast<tf_convgrad::Op>(op), static_cast<g::DType>(dtype), *shape,
-                                    first, out_backprop, output, scratch, scratch_bytes,
+  return static_cast<int>(g::Launch(static_cast<tf_convgrad::Op>(op), static_cast<g::DType>(dtype),
+                                    *shape, first, out_backprop, output, scratch, scratch_bytes,
                                     static_cast<cudaStream_t>(stream), options));
 }
 
 size_t tfcg_scratch_bytes(int op, int dtype, const tf_convgrad::ConvGeometry* shape,
                           const g::LaunchOptions* options) {
-  return g::ScratchBytes(static_cast<tf_convgrad::Op>(op), static_cast<g::DType>(dtype), *shape, options);
+  return g::ScratchBytes(static_cast<tf_convgrad::Op>(op), static_cast<g::DType>(dtype), *shape,
+                         options);
 }
 
 const char* tfcg_describe(int op, int dtype, const tf_convgrad::ConvGeometry* shape,
                           const g::LaunchOptions* options) {
-  return g::KernelDescription(static_cast<tf_convgrad::Op>(op), static_cast<g::DType>(dtype), *shape,
-                              options);
+  return g::KernelDescription(static_cast<tf_convgrad::Op>(op), static_cast<g::DType>(dtype),
+                              *shape, options);
 }
 
 const char* tfcg_error_string(int error) {
