@@ -44,14 +44,23 @@ namespace tf_convgrad {
 namespace gpu {
 namespace internal {
 
+// The geometry as the kernels see it: these fields of ConvGeometry, under the
+// same names (PlanCbf copies them), then what PlanCbf derives.
+// clang-format off
+#define TF_CONVGRAD_CBF_PARAMS(X)                                 \
+  X(batch) X(in_rows) X(in_cols) X(in_depth)                      \
+  X(out_rows) X(out_cols) X(out_depth) X(filter_cols)             \
+  X(stride_rows) X(stride_cols) X(dilation_rows) X(dilation_cols) \
+  X(pad_top) X(pad_left)
+// clang-format on
 struct CbfParams {
-  int64_t batch, in_rows, in_cols, in_depth;
-  int64_t out_rows, out_cols, out_depth;
-  int64_t filter_cols, filter_in, group_out;  // Cf, Ng
-  int64_t stride_rows, stride_cols, dilation_rows, dilation_cols, pad_top, pad_left;
-  int64_t m_dim;        // taps * Cf
-  int64_t k_dim;        // batch * out_rows * out_cols
-  int64_t k_per_split;  // a multiple of the tile's BK
+#define TF_CONVGRAD_CBF_FIELD_(field) int64_t field;
+  TF_CONVGRAD_CBF_PARAMS(TF_CONVGRAD_CBF_FIELD_)
+#undef TF_CONVGRAD_CBF_FIELD_
+  int64_t filter_in, group_out;  // Cf, Ng
+  int64_t m_dim;                 // taps * Cf
+  int64_t k_dim;                 // batch * out_rows * out_cols
+  int64_t k_per_split;           // a multiple of the tile's BK
   int64_t tiles_m, tiles_n;
   // NHWC only: runs of the loader's width along m (A) or n (B) are contiguous
   // and aligned in memory (see PlanCbf), so each run is one vector load.
@@ -549,22 +558,11 @@ CbfPlan PlanCbf(const ConvGeometry& s, const LaunchOptions& o, const void* x = n
                 const void* dy = nullptr) {
   CbfPlan plan;
   CbfParams& p = plan.params;
-  p.batch = s.batch;
-  p.in_rows = s.in_rows;
-  p.in_cols = s.in_cols;
-  p.in_depth = s.in_depth;
-  p.out_rows = s.out_rows;
-  p.out_cols = s.out_cols;
-  p.out_depth = s.out_depth;
-  p.filter_cols = s.filter_cols;
+#define TF_CONVGRAD_CBF_COPY_(field) p.field = s.field;
+  TF_CONVGRAD_CBF_PARAMS(TF_CONVGRAD_CBF_COPY_)
+#undef TF_CONVGRAD_CBF_COPY_
   p.filter_in = s.in_depth / s.groups;
   p.group_out = s.out_depth / s.groups;
-  p.stride_rows = s.stride_rows;
-  p.stride_cols = s.stride_cols;
-  p.dilation_rows = s.dilation_rows;
-  p.dilation_cols = s.dilation_cols;
-  p.pad_top = s.pad_top;
-  p.pad_left = s.pad_left;
   p.m_dim = s.filter_rows * s.filter_cols * p.filter_in;
   p.k_dim = s.batch * s.out_rows * s.out_cols;
 

@@ -38,14 +38,21 @@ namespace tf_convgrad {
 namespace gpu {
 namespace internal {
 
-// Geometry as the kernels see it, in their index type.
+// Geometry as the kernels see it, in their index type: these fields of
+// ConvGeometry, under the same names (MakeDwParams copies them).
+// clang-format off
+#define TF_CONVGRAD_DW_PARAMS(X)                                  \
+  X(batch) X(in_rows) X(in_cols) X(in_depth)                      \
+  X(out_rows) X(out_cols) X(out_depth) X(depth_multiplier)        \
+  X(filter_rows) X(filter_cols)                                   \
+  X(stride_rows) X(stride_cols) X(dilation_rows) X(dilation_cols) \
+  X(pad_top) X(pad_left)
+// clang-format on
 template <typename Index>
 struct DwParams {
-  Index batch, in_rows, in_cols, in_depth;
-  Index out_rows, out_cols, out_depth, multiplier;
-  Index filter_rows, filter_cols;
-  Index stride_rows, stride_cols, dilation_rows, dilation_cols;
-  Index pad_top, pad_left;
+#define TF_CONVGRAD_DW_FIELD_(field) Index field;
+  TF_CONVGRAD_DW_PARAMS(TF_CONVGRAD_DW_FIELD_)
+#undef TF_CONVGRAD_DW_FIELD_
 };
 
 constexpr int kGenericChunk = 16;  // Taps per register chunk without a specialisation.
@@ -92,7 +99,7 @@ __global__ void __launch_bounds__(kThreads)
                   const bool vec) {
   using A = Acc<T>;
   const Index FW = kFW > 0 ? Index(kFW) : p.filter_cols;
-  const Index M = kM > 0 ? Index(kM) : p.multiplier;
+  const Index M = kM > 0 ? Index(kM) : p.depth_multiplier;
   const Index C = p.in_depth;
   const Index CM = p.out_depth;
   for (Index idx = Index(blockIdx.x) * kThreads + Index(threadIdx.x); idx < total;
@@ -146,7 +153,7 @@ __global__ void __launch_bounds__(kThreads)
                   T* __restrict__ dx, const Index total) {
   using A = Acc<T>;
   const Index FW = kFW > 0 ? Index(kFW) : p.filter_cols;
-  const Index M = kM > 0 ? Index(kM) : p.multiplier;
+  const Index M = kM > 0 ? Index(kM) : p.depth_multiplier;
   const Index C = p.in_depth;
   const Index out_plane = p.out_rows * p.out_cols;
   for (Index idx = Index(blockIdx.x) * kThreads + Index(threadIdx.x); idx < total;
@@ -229,7 +236,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int pixel_lanes = kThreads >> lane_shift;
   const Index CM = p.out_depth;
   const Index C = p.in_depth;
-  const Index M = p.multiplier;
+  const Index M = p.depth_multiplier;
   const Index taps =
       (kFH > 0 ? Index(kFH) : p.filter_rows) * (kFW > 0 ? Index(kFW) : p.filter_cols);
   const Index q0 = Index(blockIdx.x) * (lanes * kV) + tx * kV;
@@ -335,7 +342,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   __shared__ A red[kThreads];
   const Index CM = p.out_depth;
   const Index q = blockIdx.x;
-  const Index c = q / p.multiplier;
+  const Index c = q / p.depth_multiplier;
   const Index taps =
       (kFH > 0 ? Index(kFH) : p.filter_rows) * (kFW > 0 ? Index(kFW) : p.filter_cols);
   const Index out_plane = p.out_rows * p.out_cols;
@@ -412,22 +419,9 @@ inline int64_t DwIndexBound(const ConvGeometry& s, int64_t extra) {
 template <typename Index>
 DwParams<Index> MakeDwParams(const ConvGeometry& s) {
   DwParams<Index> p;
-  p.batch = Index(s.batch);
-  p.in_rows = Index(s.in_rows);
-  p.in_cols = Index(s.in_cols);
-  p.in_depth = Index(s.in_depth);
-  p.out_rows = Index(s.out_rows);
-  p.out_cols = Index(s.out_cols);
-  p.out_depth = Index(s.out_depth);
-  p.multiplier = Index(s.depth_multiplier);
-  p.filter_rows = Index(s.filter_rows);
-  p.filter_cols = Index(s.filter_cols);
-  p.stride_rows = Index(s.stride_rows);
-  p.stride_cols = Index(s.stride_cols);
-  p.dilation_rows = Index(s.dilation_rows);
-  p.dilation_cols = Index(s.dilation_cols);
-  p.pad_top = Index(s.pad_top);
-  p.pad_left = Index(s.pad_left);
+#define TF_CONVGRAD_DW_COPY_(field) p.field = Index(s.field);
+  TF_CONVGRAD_DW_PARAMS(TF_CONVGRAD_DW_COPY_)
+#undef TF_CONVGRAD_DW_COPY_
   return p;
 }
 
