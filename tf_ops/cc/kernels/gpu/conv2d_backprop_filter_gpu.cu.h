@@ -44,18 +44,11 @@ namespace tf_convgrad {
 namespace gpu {
 namespace internal {
 
-// The geometry as the kernels see it: these fields of ConvGeometry, under the
-// same names (PlanCbf copies them), then what PlanCbf derives.
-// clang-format off
-#define TF_CONVGRAD_CBF_PARAMS(X)                                 \
-  X(batch) X(in_rows) X(in_cols) X(in_depth)                      \
-  X(out_rows) X(out_cols) X(out_depth) X(filter_cols)             \
-  X(stride_rows) X(stride_cols) X(dilation_rows) X(dilation_cols) \
-  X(pad_top) X(pad_left)
-// clang-format on
+// The geometry as the kernels see it (PlanCbf copies the fields of
+// TF_CONVGRAD_KERNEL_GEOMETRY), then what PlanCbf derives.
 struct CbfParams {
 #define TF_CONVGRAD_CBF_FIELD_(field) int64_t field;
-  TF_CONVGRAD_CBF_PARAMS(TF_CONVGRAD_CBF_FIELD_)
+  TF_CONVGRAD_KERNEL_GEOMETRY(TF_CONVGRAD_CBF_FIELD_)
 #undef TF_CONVGRAD_CBF_FIELD_
   int64_t filter_in, group_out;  // Cf, Ng
   int64_t m_dim;                 // taps * Cf
@@ -559,7 +552,7 @@ CbfPlan PlanCbf(const ConvGeometry& s, const LaunchOptions& o, const void* x = n
   CbfPlan plan;
   CbfParams& p = plan.params;
 #define TF_CONVGRAD_CBF_COPY_(field) p.field = s.field;
-  TF_CONVGRAD_CBF_PARAMS(TF_CONVGRAD_CBF_COPY_)
+  TF_CONVGRAD_KERNEL_GEOMETRY(TF_CONVGRAD_CBF_COPY_)
 #undef TF_CONVGRAD_CBF_COPY_
   p.filter_in = s.in_depth / s.groups;
   p.group_out = s.out_depth / s.groups;

@@ -38,20 +38,12 @@ namespace tf_convgrad {
 namespace gpu {
 namespace internal {
 
-// Geometry as the kernels see it, in their index type: these fields of
-// ConvGeometry, under the same names (MakeDwParams copies them).
-// clang-format off
-#define TF_CONVGRAD_DW_PARAMS(X)                                  \
-  X(batch) X(in_rows) X(in_cols) X(in_depth)                      \
-  X(out_rows) X(out_cols) X(out_depth) X(depth_multiplier)        \
-  X(filter_rows) X(filter_cols)                                   \
-  X(stride_rows) X(stride_cols) X(dilation_rows) X(dilation_cols) \
-  X(pad_top) X(pad_left)
-// clang-format on
+// Geometry as the kernels see it, in their index type (MakeDwParams copies
+// the fields of TF_CONVGRAD_KERNEL_GEOMETRY).
 template <typename Index>
 struct DwParams {
 #define TF_CONVGRAD_DW_FIELD_(field) Index field;
-  TF_CONVGRAD_DW_PARAMS(TF_CONVGRAD_DW_FIELD_)
+  TF_CONVGRAD_KERNEL_GEOMETRY(TF_CONVGRAD_DW_FIELD_)
 #undef TF_CONVGRAD_DW_FIELD_
 };
 
@@ -420,7 +412,7 @@ template <typename Index>
 DwParams<Index> MakeDwParams(const ConvGeometry& s) {
   DwParams<Index> p;
 #define TF_CONVGRAD_DW_COPY_(field) p.field = Index(s.field);
-  TF_CONVGRAD_DW_PARAMS(TF_CONVGRAD_DW_COPY_)
+  TF_CONVGRAD_KERNEL_GEOMETRY(TF_CONVGRAD_DW_COPY_)
 #undef TF_CONVGRAD_DW_COPY_
   return p;
 }

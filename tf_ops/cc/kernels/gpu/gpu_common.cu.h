@@ -51,6 +51,17 @@
     if (cuda_error_ != cudaSuccess) return cuda_error_; \
   } while (false)
 
+// The geometry as the kernels' parameter structs (DwParams, CbfParams) hold
+// it: these fields of ConvGeometry, under the same names, in this order.
+// clang-format off
+#define TF_CONVGRAD_KERNEL_GEOMETRY(X)                            \
+  X(batch) X(in_rows) X(in_cols) X(in_depth)                      \
+  X(out_rows) X(out_cols) X(out_depth) X(depth_multiplier)        \
+  X(filter_rows) X(filter_cols)                                   \
+  X(stride_rows) X(stride_cols) X(dilation_rows) X(dilation_cols) \
+  X(pad_top) X(pad_left)
+// clang-format on
+
 namespace tf_convgrad {
 namespace gpu {
 namespace internal {
