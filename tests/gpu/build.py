@@ -38,7 +38,11 @@ def kernel_sources() -> list[Path]:
 
 
 def _headers() -> list[Path]:
-    return sorted(KERNEL_DIR.glob("*.h")) + sorted((HERE / "emu").glob("*.h"))
+    return (
+        sorted(KERNEL_DIR.glob("*.h"))
+        + sorted(KERNEL_DIR.parent.glob("*.h"))  # conv_geometry.h (and the TF side: harmless)
+        + sorted((HERE / "emu").glob("*.h"))
+    )
 
 
 def find_nvcc() -> str:
@@ -103,8 +107,10 @@ def build(
             "-fno-strict-aliasing",
             "-ffp-contract=off",
             "-DTF_CONVGRAD_CUDA_EMULATION",
+            # The CUDA stand-in, which the kernel sources never include themselves.
+            "-include",
+            str(HERE / "emu" / "cuda_emulation.h"),
             f"-I{ROOT}",
-            f"-I{HERE / 'emu'}",
             "-x",
             "c++",
         ]

@@ -11,30 +11,31 @@ namespace g = tf_convgrad::gpu;
 extern "C" {
 
 // Returns a cudaError_t value (0 = success).
-int tfcg_launch(int op, int dtype, const g::ConvShape* shape, const void* first,
+int tfcg_launch(int op, int dtype, const tf_convgrad::ConvGeometry* shape, const void* first,
                 const void* out_backprop, void* output, void* scratch, size_t scratch_bytes,
                 void* stream, const g::LaunchOptions* options) {
-  return static_cast<int>(g::Launch(static_cast<g::Op>(op), static_cast<g::DType>(dtype), *shape,
-                                    first, out_backprop, output, scratch, scratch_bytes,
+  return static_cast<int>(g::Launch(static_cast<tf_convgrad::Op>(op), static_cast<g::DType>(dtype),
+                                    *shape, first, out_backprop, output, scratch, scratch_bytes,
                                     static_cast<cudaStream_t>(stream), options));
 }
 
-size_t tfcg_scratch_bytes(int op, int dtype, const g::ConvShape* shape,
+size_t tfcg_scratch_bytes(int op, int dtype, const tf_convgrad::ConvGeometry* shape,
                           const g::LaunchOptions* options) {
-  return g::ScratchBytes(static_cast<g::Op>(op), static_cast<g::DType>(dtype), *shape, options);
+  return g::ScratchBytes(static_cast<tf_convgrad::Op>(op), static_cast<g::DType>(dtype), *shape,
+                         options);
 }
 
-const char* tfcg_describe(int op, int dtype, const g::ConvShape* shape,
+const char* tfcg_describe(int op, int dtype, const tf_convgrad::ConvGeometry* shape,
                           const g::LaunchOptions* options) {
-  return g::KernelDescription(static_cast<g::Op>(op), static_cast<g::DType>(dtype), *shape,
-                              options);
+  return g::KernelDescription(static_cast<tf_convgrad::Op>(op), static_cast<g::DType>(dtype),
+                              *shape, options);
 }
 
 const char* tfcg_error_string(int error) {
   return cudaGetErrorString(static_cast<cudaError_t>(error));
 }
 
-int tfcg_shape_bytes() { return static_cast<int>(sizeof(g::ConvShape)); }
+int tfcg_shape_bytes() { return static_cast<int>(sizeof(tf_convgrad::ConvGeometry)); }
 
 #if defined(TF_CONVGRAD_CUDA_EMULATION)
 int tfcg_emulated() { return 1; }

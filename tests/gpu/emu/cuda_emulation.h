@@ -1,6 +1,8 @@
 // A small CPU emulation of the CUDA subset that tf_ops/cc/kernels/gpu uses,
 // so that the very same kernel sources can be compiled with g++ and run on a
-// machine without a GPU (tests/gpu/run_harness.py --emulate).
+// machine without a GPU (tests/gpu/run_harness.py --emulate). tests/gpu/build.py
+// force-includes it (-include) with -DTF_CONVGRAD_CUDA_EMULATION: the kernel
+// sources never name it.
 //
 // Model: a launch runs its blocks one after another; inside a block every CUDA
 // thread is a fiber (ucontext) on the calling OS thread, switched only at
@@ -227,5 +229,16 @@ void mma_sync(fragment<accumulator, M, N, K, float>& d,
 }
 }  // namespace wmma
 }  // namespace nvcuda
+
+// The kernels' one launch macro (tf_ops/cc/kernels/gpu/gpu_common.cu.h defines
+// it with <<<>>> for nvcc): here a launch runs the kernel's blocks through
+// LaunchKernel, checked the same way.
+#define TF_CONVGRAD_LAUNCH_OR_RETURN(kernel, grid, block, stream, ...)                           \
+  do {                                                                                           \
+    auto* const kernel_ = (kernel);                                                              \
+    ::tf_convgrad_emu::LaunchKernel((grid), (block), (stream), [=]() { kernel_(__VA_ARGS__); }); \
+    const cudaError_t launch_error_ = cudaGetLastError();                                        \
+    if (launch_error_ != cudaSuccess) return launch_error_;                                      \
+  } while (false)
 
 #endif  // TESTS_GPU_EMU_CUDA_EMULATION_H_

@@ -15,12 +15,11 @@ constexpr __int128 kMaxSize = static_cast<__int128>(1) << 62;
 
 const char* OpLabel(OpKind kind) {
   switch (kind) {
-    case OpKind::kConv2DBackpropFilter:
-      return "ConvGrad>Conv2DBackpropFilter";
-    case OpKind::kDepthwiseBackpropFilter:
-      return "ConvGrad>DepthwiseConv2dNativeBackpropFilter";
-    case OpKind::kDepthwiseBackpropInput:
-      return "ConvGrad>DepthwiseConv2dNativeBackpropInput";
+#define TF_CONVGRAD_OP_LABEL_(kind, name, sizes, a, b) \
+  case OpKind::kind:                                   \
+    return name;
+    TF_CONVGRAD_OPS(TF_CONVGRAD_OP_LABEL_, , )
+#undef TF_CONVGRAD_OP_LABEL_
   }
   return "ConvGrad";
 }

@@ -16,12 +16,21 @@
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor.h"
 #include "tensorflow/core/framework/tensor_shape.h"
-#include "tf_ops/cc/kernels/cpu/conv_backprop_cpu.h"
+#include "tf_ops/cc/kernels/conv_geometry.h"
 
 namespace tensorflow {
 namespace convgrad {
 
-enum class OpKind { kConv2DBackpropFilter, kDepthwiseBackpropFilter, kDepthwiseBackpropInput };
+using OpKind = ::tf_convgrad::Op;
+
+// The ops, one X(kind, registered name, sizes input, a, b) each (a and b are
+// passed through): the labels of the messages and the kernel registrations of
+// both devices.
+#define TF_CONVGRAD_OPS(X, a, b)                                                                 \
+  X(kConv2DBackpropFilter, "ConvGrad>Conv2DBackpropFilter", "filter_sizes", a, b)                \
+  X(kDepthwiseBackpropFilter, "ConvGrad>DepthwiseConv2dNativeBackpropFilter", "filter_sizes", a, \
+    b)                                                                                           \
+  X(kDepthwiseBackpropInput, "ConvGrad>DepthwiseConv2dNativeBackpropInput", "input_sizes", a, b)
 
 enum class PaddingKind { kValid, kSame, kExplicit };
 

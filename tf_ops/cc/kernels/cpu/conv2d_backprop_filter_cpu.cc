@@ -18,6 +18,7 @@
 // 8 MiB in all), plus a dW-sized accumulator when T is not the accumulator
 // type or the filter is grouped.
 #include <atomic>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -61,6 +62,74 @@ std::vector<Tile> MakeTiles(int64_t groups, int64_t k_per_group, int64_t c_per_g
   }
   return tiles;
 }
+// How cbf runs one (non-empty) geometry: every decision, made by PlanCbf
+// before anything runs, then executed by Conv2DBackpropFilterCpu.
+struct CbfPlan {
+  // dW accumulated in place, laid out [G][Kg][Cg]: for one group that is HWIO
+  // itself (T is the accumulator type).
+  bool direct_out = false;
+  std::vector<Tile> tiles;  // the GEMM blocks of dW
+  // Fewer than kMinBlocks tiles: the patch rows are split between `splits`
+  // fixed tasks, each accumulating into its own partial dW.
+  int64_t splits = 1;
+  // A 1x1, stride-1, unpadded NHWC input is its own im2col matrix (any G: the
+  // [G][Cf] column order is the channel order).
+  bool direct_x = false;
+  bool direct_dy = false;  // NHWC out_backprop of the accumulator type, used as it is
+  // NHWC, one group, tap spacing 1: a filter row's taps are adjacent in memory.
+  bool contiguous_taps = false;
+  int64_t chunk = 0;  // patch rows expanded at a time
+
+  // e.g. "cbf tiles=4 splits=8 chunk=512 direct_out"; for logs.
+  std::string Describe() const {
+    return "cbf tiles=" + std::to_string(tiles.size()) + " splits=" + std::to_string(splits) +
+           " chunk=" + std::to_string(chunk) + (direct_out ? " direct_out" : "") +
+           (direct_x ? " direct_x" : "") + (direct_dy ? " direct_dy" : "") +
+           (contiguous_taps ? " contiguous_taps" : "");
+  }
+};
+
+template <typename T>
+CbfPlan PlanCbf(const ConvGeometry& g) {
+  using A = typename AccType<T>::type;
+  constexpr bool kSameType = std::is_same<T, A>::value;
+  const int64_t G = g.groups, C = g.in_depth, Cf = C / G, Cout = g.out_depth, Cg = Cout / G;
+  const int64_t taps = g.filter_rows * g.filter_cols;
+  const int64_t Kg = taps * Cf, Ktot = taps * C;
+  const int64_t out_elems = taps * Cf * Cout;
+  const int64_t P = g.batch * g.out_rows * g.out_cols;
+  CbfPlan plan;
+  plan.direct_out = kSameType && G == 1;
+  plan.tiles = MakeTiles(G, Kg, Cg);
+  // The partials are summed in order s = 0, 1, ... at the end (thread-count
+  // independent). Up to kMinBlocks tasks within the partials' budget, an even
+  // number when more than one (so that two threads get equal shares).
+  if (static_cast<int64_t>(plan.tiles.size()) < kMinBlocks) {
+    plan.splits =
+        std::min<int64_t>(kMinBlocks, 1 + kPartialBudgetBytes / (out_elems * int64_t{sizeof(A)}));
+    if (plan.splits > 2) plan.splits -= plan.splits % 2;
+  }
+  plan.direct_x = kSameType && !g.nchw && taps == 1 && g.stride_rows == 1 && g.stride_cols == 1 &&
+                  g.pad_top == 0 && g.pad_left == 0 && g.out_rows == g.in_rows &&
+                  g.out_cols == g.in_cols;
+  plan.direct_dy = kSameType && !g.nchw;
+  plan.contiguous_taps = !g.nchw && G == 1 && g.dilation_cols == 1;
+  if (plan.splits > 1) {
+    // Split tasks: at least kSplitMinRows rows, so that each GEMM's reduction
+    // is deep compared with its read and write of the dW tile; one range per
+    // task when nothing needs expanding.
+    plan.chunk =
+        plan.direct_x && plan.direct_dy
+            ? CeilDiv(P, plan.splits)
+            : std::min(P, std::max(kSplitMinRows,
+                                   kSplitChunkBytes / ((Ktot + Cout) * int64_t{sizeof(A)})));
+  } else {
+    plan.chunk =
+        std::min(P, std::max(kMinChunkRows, kChunkBudgetBytes / (Ktot * int64_t{sizeof(A)})));
+  }
+  return plan;
+}
+
 }  // namespace
 
 template <typename T>
@@ -69,7 +138,6 @@ bool Conv2DBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* out
   using A = typename AccType<T>::type;
   using RowMat = Eigen::Matrix<A, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   using Stride = Eigen::OuterStride<>;
-  constexpr bool kSameType = std::is_same<T, A>::value;
 
   const int64_t G = g.groups, C = g.in_depth, Cf = C / G, Cout = g.out_depth, Cg = Cout / G;
   const int64_t taps = g.filter_rows * g.filter_cols;
@@ -77,25 +145,14 @@ bool Conv2DBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* out
   const int64_t out_elems = taps * Cf * Cout;
   if (out_elems == 0) return true;
   const int64_t P = g.batch * g.out_rows * g.out_cols;
-
-  // dW accumulator laid out [G][Kg][Cg]; for G == 1 that is HWIO itself.
-  const bool direct_out = kSameType && G == 1;
+  const CbfPlan plan = PlanCbf<T>(g);
+  const bool direct_out = plan.direct_out;
   Scratch<A> acc_buf(direct_out ? 1 : out_elems);
   if (!acc_buf.ok()) return false;
   A* acc = direct_out ? reinterpret_cast<A*>(filter_backprop) : acc_buf.get();
   std::fill(acc, acc + out_elems, A(0));
-  const std::vector<Tile> tiles = MakeTiles(G, Kg, Cg);
-  // Fewer than kMinBlocks tiles: the patch rows are split between `splits` fixed
-  // tasks, task s accumulating into its own partial dW; the partials are summed
-  // in order s = 0, 1, ... at the end (thread-count independent). Up to
-  // kMinBlocks tasks within the partials' budget, an even number when more than
-  // one (so that two threads get equal shares).
-  int64_t splits = 1;
-  if (static_cast<int64_t>(tiles.size()) < kMinBlocks) {
-    splits =
-        std::min<int64_t>(kMinBlocks, 1 + kPartialBudgetBytes / (out_elems * int64_t{sizeof(A)}));
-    if (splits > 2) splits -= splits % 2;
-  }
+  const std::vector<Tile>& tiles = plan.tiles;
+  const int64_t splits = plan.splits;
   Scratch<A> partial_buf(splits > 1 ? (splits - 1) * out_elems : 1);
   if (!partial_buf.ok()) return false;
   if (splits > 1) std::fill(partial_buf.get(), partial_buf.get() + (splits - 1) * out_elems, A(0));
@@ -105,16 +162,10 @@ bool Conv2DBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* out
   };
 
   if (P > 0 && g.in_rows > 0 && g.in_cols > 0) {
-    // A 1x1, stride-1, unpadded NHWC input is its own im2col matrix (any G: the
-    // [G][Cf] column order is the channel order).
-    const bool direct_x = kSameType && !g.nchw && taps == 1 && g.stride_rows == 1 &&
-                          g.stride_cols == 1 && g.pad_top == 0 && g.pad_left == 0 &&
-                          g.out_rows == g.in_rows && g.out_cols == g.in_cols;
-    const bool direct_dy = kSameType && !g.nchw;
-    const Layout4 xl{g.in_rows, g.in_cols, C, g.nchw};
+    const bool direct_x = plan.direct_x, direct_dy = plan.direct_dy;
+    const Layout4 xl{g.in_rows, g.in_cols, C, g.nchw != 0};
     const int64_t out_hw = g.out_rows * g.out_cols;
-    // NHWC, one group, tap spacing 1: a filter row's taps are adjacent in memory.
-    const bool contiguous_taps = !g.nchw && G == 1 && g.dilation_cols == 1;
+    const bool contiguous_taps = plan.contiguous_taps;
 
     // im2col of patch rows [p_first, p_first + n) into dst[n][Ktot].
     auto im2col = [&](int64_t p_first, int64_t n, A* dst_rows) {
@@ -182,14 +233,7 @@ bool Conv2DBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* out
       // Small filter: `splits` fixed tasks; task s takes the cache-sized chunks
       // s, s + splits, ... and does their im2col and every tile's GEMM itself
       // (the chunk is still in its core's cache when the GEMM packs it).
-      // At least kSplitMinRows rows, so that each GEMM's reduction is deep
-      // compared with its read and write of the dW tile; one range per task
-      // when nothing needs expanding.
-      const int64_t chunk =
-          direct_x && direct_dy
-              ? CeilDiv(P, splits)
-              : std::min(P, std::max(kSplitMinRows,
-                                     kSplitChunkBytes / ((Ktot + Cout) * int64_t{sizeof(A)})));
+      const int64_t chunk = plan.chunk;
       const int64_t n_chunks = CeilDiv(P, chunk);
       std::atomic<bool> failed{false};
       parallel_for(
@@ -216,8 +260,7 @@ bool Conv2DBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* out
     } else {
       // Enough tiles: chunks in order, each expanded by all threads, then one
       // task per tile.
-      const int64_t chunk =
-          std::min(P, std::max(kMinChunkRows, kChunkBudgetBytes / (Ktot * int64_t{sizeof(A)})));
+      const int64_t chunk = plan.chunk;
       Scratch<A> col(direct_x ? 1 : chunk * Ktot);
       Scratch<A> dyc(direct_dy ? 1 : chunk * Cout);
       if (!col.ok() || !dyc.ok()) return false;
@@ -273,14 +316,7 @@ bool Conv2DBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* out
   return true;
 }
 
-#define TF_CONVGRAD_INSTANTIATE(T)                                                      \
-  template bool Conv2DBackpropFilterCpu<T>(const ConvGeometry&, const T*, const T*, T*, \
-                                           const ParallelFor&);
-TF_CONVGRAD_INSTANTIATE(Eigen::half)
-TF_CONVGRAD_INSTANTIATE(Eigen::bfloat16)
-TF_CONVGRAD_INSTANTIATE(float)
-TF_CONVGRAD_INSTANTIATE(double)
-#undef TF_CONVGRAD_INSTANTIATE
+TF_CONVGRAD_INSTANTIATE_CPU_CORE(Conv2DBackpropFilterCpu)
 
 }  // namespace TF_CONVGRAD_ISA_NS
 }  // namespace tf_convgrad

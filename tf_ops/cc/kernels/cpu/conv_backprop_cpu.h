@@ -35,22 +35,9 @@
 #include <cstdint>
 #include <functional>
 
-namespace tf_convgrad {
+#include "tf_ops/cc/kernels/conv_geometry.h"
 
-// Sizes of one convolution, all validated and non-negative. `in_*` describe
-// the forward input (x / dx), `out_*` the forward output (dy).
-struct ConvGeometry {
-  int64_t batch = 0;
-  int64_t in_rows = 0, in_cols = 0, in_depth = 0;
-  int64_t filter_rows = 0, filter_cols = 0;
-  int64_t groups = 1;            // Conv2DBackpropFilter only.
-  int64_t depth_multiplier = 1;  // Depthwise ops only.
-  int64_t out_rows = 0, out_cols = 0, out_depth = 0;
-  int64_t stride_rows = 1, stride_cols = 1;
-  int64_t dilation_rows = 1, dilation_cols = 1;
-  int64_t pad_top = 0, pad_left = 0;  // Bottom/right pads only set out_*.
-  bool nchw = false;
-};
+namespace tf_convgrad {
 
 // Runs fn(begin, end) over disjoint ranges covering [0, total), possibly in
 // parallel. cost_per_unit is a rough cycle count used for sharding.
@@ -70,20 +57,35 @@ const char* CpuIsaLevel();
 void SerialFor(int64_t total, int64_t cost_per_unit,
                const std::function<void(int64_t, int64_t)>& fn);
 
-// dW (HWIO, [filter_rows, filter_cols, in_depth / groups, out_depth]).
-template <typename T>
-bool Conv2DBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* out_backprop,
-                             T* filter_backprop, const ParallelFor& parallel_for);
+// The cores, one X(EntryPoint, short name) each: the one list that declares,
+// instantiates, tabulates (cpu_kernels.h, cpu_level.cc) and forwards
+// (cpu_dispatch.cc) them. Every core has the signature
+//   bool EntryPoint<T>(const ConvGeometry& g, const T* first, const T* out_backprop,
+//                      T* output, const ParallelFor& parallel_for);
+// `first` is the forward input x (cbf, dbf) or the filter (dbi); `output` is
+//   cbf: dW, HWIO [filter_rows, filter_cols, in_depth / groups, out_depth]
+//   dbf: dW [filter_rows, filter_cols, in_depth, depth_multiplier]
+//   dbi: dx, input-shaped, in the geometry's data format.
+#define TF_CONVGRAD_CPU_CORES(X)     \
+  X(Conv2DBackpropFilterCpu, cbf)    \
+  X(DepthwiseBackpropFilterCpu, dbf) \
+  X(DepthwiseBackpropInputCpu, dbi)
 
-// dW ([filter_rows, filter_cols, in_depth, depth_multiplier]).
-template <typename T>
-bool DepthwiseBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* out_backprop,
-                                T* filter_backprop, const ParallelFor& parallel_for);
+// Declares one core (in namespace tf_convgrad here, and in each level's own
+// namespace in cpu_kernels.h).
+#define TF_CONVGRAD_DECLARE_CPU_CORE(Name, short_name)                               \
+  template <typename T>                                                              \
+  bool Name(const ConvGeometry& g, const T* first, const T* out_backprop, T* output, \
+            const ParallelFor& parallel_for);
 
-// dx (input-shaped, in the geometry's data format).
-template <typename T>
-bool DepthwiseBackpropInputCpu(const ConvGeometry& g, const T* filter, const T* out_backprop,
-                               T* input_backprop, const ParallelFor& parallel_for);
+// Explicitly instantiates core `Name` (defined in the including file) for
+// every element type.
+#define TF_CONVGRAD_INSTANTIATE_CPU_CORE_FOR_(T, Name) \
+  template bool Name<T>(const ConvGeometry&, const T*, const T*, T*, const ParallelFor&);
+#define TF_CONVGRAD_INSTANTIATE_CPU_CORE(Name) \
+  TF_CONVGRAD_TYPES(TF_CONVGRAD_INSTANTIATE_CPU_CORE_FOR_, Name)
+
+TF_CONVGRAD_CPU_CORES(TF_CONVGRAD_DECLARE_CPU_CORE)
 
 }  // namespace tf_convgrad
 

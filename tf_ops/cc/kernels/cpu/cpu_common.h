@@ -1,5 +1,7 @@
-// Helpers shared by the CPU cores: accumulator types, aligned scratch,
-// packing of rows into channel-contiguous accumulator buffers, tap ranges.
+// Helpers shared by the CPU cores: accumulator types and conversions, vectors,
+// aligned scratch, task ranges, packing of rows into channel-contiguous
+// accumulator buffers, prefetch and the row cache. What only one op uses lives
+// in that op's files.
 #ifndef TF_OPS_CC_KERNELS_CPU_CPU_COMMON_H_
 #define TF_OPS_CC_KERNELS_CPU_CPU_COMMON_H_
 
@@ -44,21 +46,6 @@ constexpr int64_t kLanes = 64 / sizeof(A);
 
 inline int64_t RoundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 inline int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-// floor(a / b) and ceil(a / b) for b > 0 and any sign of a.
-inline int64_t FloorDiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
-inline int64_t CeilDivSigned(int64_t a, int64_t b) {
-  return a >= 0 ? (a + b - 1) / b : -((-a) / b);
-}
-
-// The output positions o in [0, out) whose input position o * stride + offset
-// lies in [0, in): returns [*lo, *hi), possibly empty.
-inline void ValidRange(int64_t offset, int64_t stride, int64_t in, int64_t out, int64_t* lo,
-                       int64_t* hi) {
-  *lo = std::max<int64_t>(0, CeilDivSigned(-offset, stride));
-  *hi = std::min<int64_t>(out, FloorDiv(in - 1 - offset, stride) + 1);
-  if (*hi < *lo) *hi = *lo;
-}
 
 template <typename T, typename A>
 inline A ToAcc(T v) {
@@ -291,187 +278,6 @@ void PackRow(const T* src, const Layout4& l, int64_t b, int64_t r, int64_t repea
         for (int64_t k = 0; k < repeat; ++k) dst[w * padded_depth + c * repeat + k] = v;
       }
     }
-  }
-}
-
-// Packs row r of image b of a tensor with depth C * repeat into
-// dst[cols][repeat][padded_depth]: dst[w][k][c] = src[b, r, w, c * repeat + k],
-// zeros in the padding lanes (the depthwise "c * M + m" channels split by m).
-template <typename T, typename A>
-void PackRowSplit(const T* src, const Layout4& l, int64_t b, int64_t r, int64_t repeat,
-                  int64_t padded_depth, A* dst) {
-  if (repeat == 1) {
-    PackRow(src, l, b, r, 1, padded_depth, dst);
-    return;
-  }
-  const int64_t c_used = l.depth / repeat;
-  const int64_t row = repeat * padded_depth;
-  for (int64_t w = 0; w < l.cols; ++w) {
-    for (int64_t k = 0; k < repeat; ++k) {
-      std::fill(dst + w * row + k * padded_depth + c_used, dst + w * row + (k + 1) * padded_depth,
-                A(0));
-    }
-  }
-  if (!l.nchw) {
-    const T* s = src + l.Offset(b, r, 0, 0);
-    for (int64_t w = 0; w < l.cols; ++w, s += l.depth) {
-      A* d = dst + w * row;
-      for (int64_t c = 0; c < c_used; ++c) {
-        for (int64_t k = 0; k < repeat; ++k)
-          d[k * padded_depth + c] = ToAcc<T, A>(s[c * repeat + k]);
-      }
-    }
-  } else {
-    for (int64_t q = 0; q < l.depth; ++q) {
-      const T* s = src + l.Offset(b, r, 0, q);
-      A* d = dst + (q % repeat) * padded_depth + q / repeat;
-      for (int64_t w = 0; w < l.cols; ++w) d[w * row] = ToAcc<T, A>(s[w]);
-    }
-  }
-}
-
-// acc[0:lanes] += sum_{k < n} x[k * xs + 0:lanes] * d[k * ds + 0:lanes], with
-// four independent partial sums (to hide FMA latency) combined in a fixed
-// order.
-template <typename A>
-inline void DotTile(const A* x, int64_t xs, const A* d, int64_t ds, int64_t n, A* acc) {
-  Vec<A> s0 = {}, s1 = {}, s2 = {}, s3 = {};
-  int64_t k = 0;
-  for (; k + 4 <= n; k += 4) {
-    s0 += LoadVec(x) * LoadVec(d);
-    s1 += LoadVec(x + xs) * LoadVec(d + ds);
-    s2 += LoadVec(x + 2 * xs) * LoadVec(d + 2 * ds);
-    s3 += LoadVec(x + 3 * xs) * LoadVec(d + 3 * ds);
-    x += 4 * xs;
-    d += 4 * ds;
-  }
-  for (; k < n; ++k, x += xs, d += ds) s0 += LoadVec(x) * LoadVec(d);
-  StoreVec(acc, LoadVec(acc) + ((s0 + s1) + (s2 + s3)));
-}
-
-// For one vector of channels and kTaps tap columns j: over n output columns wo,
-//   acc[j] += sum_wo x[wo * x_wo + j * x_tap] * d[wo * d_wo]   (acc[j] at acc + j * acc_step),
-// loading each out_backprop vector once and keeping all kTaps sums in registers.
-template <typename A, int kTaps>
-void RowTaps(const A* x, int64_t x_wo, int64_t x_tap, const A* d, int64_t d_wo, int64_t n, A* acc,
-             int64_t acc_step) {
-  Vec<A> s[kTaps] = {};
-  for (int64_t wo = 0; wo < n; ++wo, x += x_wo, d += d_wo) {
-    const Vec<A> dv = LoadVec(d);
-    for (int j = 0; j < kTaps; ++j) s[j] += LoadVec(x + j * x_tap) * dv;
-  }
-  for (int j = 0; j < kTaps; ++j) StoreVec(acc + j * acc_step, LoadVec(acc + j * acc_step) + s[j]);
-}
-
-template <typename A>
-using RowTapsFn = void (*)(const A*, int64_t, int64_t, const A*, int64_t, int64_t, A*, int64_t);
-
-// RowTaps for tap spacing 1 and output-column spacing S, over R filter rows at
-// once: four output columns at a time share, per row, a window of S * 3 + kTaps
-// x vectors, each loaded once, and each out_backprop vector is loaded once for
-// all R rows (for R = 3 that cuts the loads per product by about a quarter where
-// the kernel is load-bound). The sums are split by the column's parity
-// (2 * R * kTaps independent chains), then added; the last columns go one by
-// one. x[r] + q is input row r at the first output column's first tap;
-// acc + r * acc_row + j * acc_step receives tap (r, j). Per (r, j) the order of
-// operations does not depend on R, so R rows at once equal R calls with R = 1.
-template <typename A, int kTaps, int S, int R>
-void RowsTapsWindow(const A* const* x, int64_t q, int64_t xs, const A* d, int64_t d_wo, int64_t n,
-                    A* acc, int64_t acc_row, int64_t acc_step) {
-  constexpr int kB = 4;
-  Vec<A> s0[R][kTaps] = {}, s1[R][kTaps] = {};
-  const A* xr[R];
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r) xr[r] = x[r] + q;
-  int64_t wo = 0;
-  for (; wo + kB <= n; wo += kB, d += kB * d_wo) {
-    Vec<A> dv[kB];
-#pragma GCC unroll 4
-    for (int t = 0; t < kB; ++t) dv[t] = LoadVec(d + t * d_wo);
-#pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) {
-#pragma GCC unroll 16
-      for (int u = 0; u < S * (kB - 1) + kTaps; ++u) {
-        const Vec<A> xv = LoadVec(xr[r] + u * xs);
-#pragma GCC unroll 4
-        for (int t = 0; t < kB; ++t) {
-          const int j = u - S * t;
-          if (j >= 0 && j < kTaps) {
-            if (t % 2 == 0) {
-              s0[r][j] += xv * dv[t];
-            } else {
-              s1[r][j] += xv * dv[t];
-            }
-          }
-        }
-      }
-      xr[r] += kB * S * xs;
-    }
-  }
-  for (; wo < n; ++wo, d += d_wo) {
-    const Vec<A> dv = LoadVec(d);
-#pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) {
-#pragma GCC unroll 8
-      for (int j = 0; j < kTaps; ++j) s0[r][j] += LoadVec(xr[r] + j * xs) * dv;
-      xr[r] += S * xs;
-    }
-  }
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r) {
-#pragma GCC unroll 8
-    for (int j = 0; j < kTaps; ++j) {
-      A* a = acc + r * acc_row + j * acc_step;
-      StoreVec(a, LoadVec(a) + (s0[r][j] + s1[r][j]));
-    }
-  }
-}
-
-// RowsTapsWindow for one filter row, in RowTapsFn form.
-template <typename A, int kTaps, int S>
-void RowTapsWindow(const A* x, int64_t /*x_wo == S * xs*/, int64_t xs, const A* d, int64_t d_wo,
-                   int64_t n, A* acc, int64_t acc_step) {
-  RowsTapsWindow<A, kTaps, S, 1>(&x, 0, xs, d, d_wo, n, acc, 0, acc_step);
-}
-
-// The RowTapsWindow instance for a filter width and stride (tap spacing 1), or nullptr.
-template <typename A>
-RowTapsFn<A> RowTapsWindowFor(int64_t filter_cols, int64_t stride) {
-#define TF_CONVGRAD_WINDOW_CASE(K) \
-  case K:                          \
-    return stride == 1 ? &RowTapsWindow<A, K, 1> : &RowTapsWindow<A, K, 2>;
-  if (stride != 1 && stride != 2) return nullptr;
-  switch (filter_cols) {
-    TF_CONVGRAD_WINDOW_CASE(2)
-    TF_CONVGRAD_WINDOW_CASE(3)
-    TF_CONVGRAD_WINDOW_CASE(4)
-    TF_CONVGRAD_WINDOW_CASE(5)
-    TF_CONVGRAD_WINDOW_CASE(6)
-    TF_CONVGRAD_WINDOW_CASE(7)
-    default:
-      return nullptr;
-  }
-#undef TF_CONVGRAD_WINDOW_CASE
-}
-
-// The RowTaps instance for a filter width, or nullptr (callers go tap by tap).
-template <typename A>
-RowTapsFn<A> RowTapsFor(int64_t filter_cols) {
-  switch (filter_cols) {
-    case 2:
-      return &RowTaps<A, 2>;
-    case 3:
-      return &RowTaps<A, 3>;
-    case 4:
-      return &RowTaps<A, 4>;
-    case 5:
-      return &RowTaps<A, 5>;
-    case 6:
-      return &RowTaps<A, 6>;
-    case 7:
-      return &RowTaps<A, 7>;
-    default:
-      return nullptr;
   }
 }
 

@@ -29,30 +29,75 @@
 #include "tf_ops/cc/kernels/cpu/conv_backprop_cpu.h"
 #include "tf_ops/cc/kernels/cpu/cpu_kernels.h"
 
+// The levels of this build, best first, one X(symbol, name, rank, description)
+// each (their flags: CMakeLists.txt and tf_ops/bazel/cpu_cores.bzl). A level
+// needs the CPU features of its rank and of every lower rank (kFeatures).
 #if defined(TF_CONVGRAD_ISA_SINGLE)
-extern "C" TF_CONVGRAD_KERNELS_HIDDEN const tf_convgrad::CpuKernels*
-tf_convgrad_cpu_kernels_single();
+#define TF_CONVGRAD_ISA_LEVELS(X) \
+  X(single, TF_CONVGRAD_ISA_SINGLE, kNoCheck, "-march=" TF_CONVGRAD_ISA_SINGLE)
 #else
-extern "C" TF_CONVGRAD_KERNELS_HIDDEN const tf_convgrad::CpuKernels*
-tf_convgrad_cpu_kernels_avx512bf16();
-extern "C" TF_CONVGRAD_KERNELS_HIDDEN const tf_convgrad::CpuKernels*
-tf_convgrad_cpu_kernels_avx512();
-extern "C" TF_CONVGRAD_KERNELS_HIDDEN const tf_convgrad::CpuKernels* tf_convgrad_cpu_kernels_avx2();
-extern "C" TF_CONVGRAD_KERNELS_HIDDEN const tf_convgrad::CpuKernels*
-tf_convgrad_cpu_kernels_baseline();
+#define TF_CONVGRAD_ISA_LEVELS(X)                                                     \
+  X(avx512bf16, "avx512bf16", kAvx512Bf16Rank, "x86-64-v4 + PREFETCHW + AVX512_BF16") \
+  X(avx512, "avx512", kAvx512Rank, "x86-64-v4 (AVX-512 F/CD/BW/DQ/VL) + PREFETCHW")   \
+  X(avx2, "avx2", kAvx2Rank, "x86-64-v3: AVX2, FMA, F16C")                            \
+  X(baseline, "baseline", kBaselineRank, "x86-64-v2 + AVX (TensorFlow 2.21's own requirement)")
 #endif
+
+#define TF_CONVGRAD_DECLARE_LEVEL_(symbol, name, rank, description) \
+  TF_CONVGRAD_DECLARE_KERNELS_FN(symbol)
+TF_CONVGRAD_ISA_LEVELS(TF_CONVGRAD_DECLARE_LEVEL_)
+#undef TF_CONVGRAD_DECLARE_LEVEL_
 
 namespace tf_convgrad {
 namespace {
 
-// What cpuid and XCR0 say, as far as the levels care.
+// Ranks of the dispatch levels: a level needs the features of its rank and below.
+enum Rank { kBaselineRank, kAvx2Rank, kAvx512Rank, kAvx512Bf16Rank, kNoCheck };
+
+// The registers that report the features: cpuid leaf 1 ECX, leaf 7 EBX, leaf 7
+// subleaf 1 EAX, leaf 0x80000001 ECX, and XCR0 (the register state the OS saves).
+enum Source { kLeaf1Ecx, kLeaf7Ebx, kLeaf7Sub1Eax, kExtLeaf1Ecx, kXcr0, kNumSources };
+
+// One required feature: its name, the bits that report it, and the lowest
+// rank that needs it.
+struct Feature {
+  const char* name;
+  Source source;
+  uint32_t mask;  // all of these bits set
+  Rank rank;
+};
+
+const Feature kFeatures[] = {
+    {"SSE3", kLeaf1Ecx, 1u << 0, kBaselineRank},
+    {"SSSE3", kLeaf1Ecx, 1u << 9, kBaselineRank},
+    {"SSE4.1", kLeaf1Ecx, 1u << 19, kBaselineRank},
+    {"SSE4.2", kLeaf1Ecx, 1u << 20, kBaselineRank},
+    {"POPCNT", kLeaf1Ecx, 1u << 23, kBaselineRank},
+    {"CMPXCHG16B", kLeaf1Ecx, 1u << 13, kBaselineRank},
+    {"LAHF-SAHF", kExtLeaf1Ecx, 1u << 0, kBaselineRank},
+    {"AVX", kLeaf1Ecx, 1u << 28, kBaselineRank},
+    {"OS support for ymm state", kXcr0, 0x6u, kBaselineRank},
+    {"AVX2", kLeaf7Ebx, 1u << 5, kAvx2Rank},
+    {"FMA", kLeaf1Ecx, 1u << 12, kAvx2Rank},
+    {"F16C", kLeaf1Ecx, 1u << 29, kAvx2Rank},
+    {"BMI1", kLeaf7Ebx, 1u << 3, kAvx2Rank},
+    {"BMI2", kLeaf7Ebx, 1u << 8, kAvx2Rank},
+    {"LZCNT", kExtLeaf1Ecx, 1u << 5, kAvx2Rank},
+    {"MOVBE", kLeaf1Ecx, 1u << 22, kAvx2Rank},
+    {"AVX512F", kLeaf7Ebx, 1u << 16, kAvx512Rank},
+    {"AVX512CD", kLeaf7Ebx, 1u << 28, kAvx512Rank},
+    {"AVX512BW", kLeaf7Ebx, 1u << 30, kAvx512Rank},
+    {"AVX512DQ", kLeaf7Ebx, 1u << 17, kAvx512Rank},
+    {"AVX512VL", kLeaf7Ebx, 1u << 31, kAvx512Rank},
+    {"PREFETCHW", kExtLeaf1Ecx, 1u << 8, kAvx512Rank},
+    {"OS support for zmm state", kXcr0, 0xe6u, kAvx512Rank},
+    {"AVX512_BF16", kLeaf7Sub1Eax, 1u << 5, kAvx512Bf16Rank},
+};
+
+// What cpuid and XCR0 say (zero where the CPU lacks a leaf or XSAVE).
 struct CpuFeatures {
-  bool sse3 = false, ssse3 = false, sse41 = false, sse42 = false, popcnt = false, cx16 = false;
-  bool lahf = false, avx = false, os_ymm = false;
-  bool avx2 = false, fma = false, f16c = false, bmi1 = false, bmi2 = false, lzcnt = false;
-  bool movbe = false;
-  bool avx512f = false, avx512cd = false, avx512bw = false, avx512dq = false, avx512vl = false;
-  bool os_zmm = false, avx512bf16 = false, prfchw = false;
+  uint32_t reg[kNumSources] = {};
+  bool Has(const Feature& f) const { return (reg[f.source] & f.mask) == f.mask; }
 };
 
 CpuFeatures DetectCpu() {
@@ -60,119 +105,47 @@ CpuFeatures DetectCpu() {
   unsigned a, b, c, d;
   const unsigned max_leaf = __get_cpuid_max(0, nullptr);
   if (max_leaf < 1 || !__get_cpuid(1, &a, &b, &c, &d)) return f;
-  f.sse3 = c & (1u << 0);
-  f.ssse3 = c & (1u << 9);
-  f.fma = c & (1u << 12);
-  f.cx16 = c & (1u << 13);
-  f.sse41 = c & (1u << 19);
-  f.sse42 = c & (1u << 20);
-  f.movbe = c & (1u << 22);
-  f.popcnt = c & (1u << 23);
-  const bool osxsave = c & (1u << 27);
-  f.avx = c & (1u << 28);
-  f.f16c = c & (1u << 29);
-  if (osxsave) {
-    // XCR0: bits 1-2 SSE/AVX state, 5-7 opmask and zmm state, enabled by the OS.
+  f.reg[kLeaf1Ecx] = c;
+  if (c & (1u << 27)) {  // OSXSAVE: XCR0 is readable
     uint32_t lo, hi;
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    f.os_ymm = (lo & 0x6u) == 0x6u;
-    f.os_zmm = (lo & 0xe6u) == 0xe6u;
+    f.reg[kXcr0] = lo;
   }
   if (max_leaf >= 7) {
     __cpuid_count(7, 0, a, b, c, d);
-    const unsigned max_subleaf = a;
-    f.bmi1 = b & (1u << 3);
-    f.avx2 = b & (1u << 5);
-    f.bmi2 = b & (1u << 8);
-    f.avx512f = b & (1u << 16);
-    f.avx512dq = b & (1u << 17);
-    f.avx512cd = b & (1u << 28);
-    f.avx512bw = b & (1u << 30);
-    f.avx512vl = b & (1u << 31);
-    if (max_subleaf >= 1) {
+    f.reg[kLeaf7Ebx] = b;
+    if (a >= 1) {  // the largest subleaf
       __cpuid_count(7, 1, a, b, c, d);
-      f.avx512bf16 = a & (1u << 5);
+      f.reg[kLeaf7Sub1Eax] = a;
     }
   }
   if (__get_cpuid_max(0x80000000u, nullptr) >= 0x80000001u) {
     __cpuid(0x80000001u, a, b, c, d);
-    f.lahf = c & (1u << 0);
-    f.lzcnt = c & (1u << 5);
-    f.prfchw = c & (1u << 8);
+    f.reg[kExtLeaf1Ecx] = c;
   }
   return f;
 }
-
-// One required feature: its name and whether the CPU has it.
-struct Need {
-  const char* name;
-  bool have;
-};
 
 struct Level {
   const char* name;
   const char* description;
   const CpuKernels* (*kernels)();
-  std::vector<Need> (*needs)(const CpuFeatures&);  // nullptr: no check (single-level build)
+  Rank rank;  // kNoCheck: single-level build
 };
 
-std::vector<Need> BaselineNeeds(const CpuFeatures& f) {
-  return {{"SSE3", f.sse3},      {"SSSE3", f.ssse3},   {"SSE4.1", f.sse41},
-          {"SSE4.2", f.sse42},   {"POPCNT", f.popcnt}, {"CMPXCHG16B", f.cx16},
-          {"LAHF-SAHF", f.lahf}, {"AVX", f.avx},       {"OS support for ymm state", f.os_ymm}};
-}
-std::vector<Need> Avx2Needs(const CpuFeatures& f) {
-  std::vector<Need> needs = BaselineNeeds(f);
-  needs.insert(needs.end(), {{"AVX2", f.avx2},
-                             {"FMA", f.fma},
-                             {"F16C", f.f16c},
-                             {"BMI1", f.bmi1},
-                             {"BMI2", f.bmi2},
-                             {"LZCNT", f.lzcnt},
-                             {"MOVBE", f.movbe}});
-  return needs;
-}
-std::vector<Need> Avx512Needs(const CpuFeatures& f) {
-  std::vector<Need> needs = Avx2Needs(f);
-  needs.insert(needs.end(), {{"AVX512F", f.avx512f},
-                             {"AVX512CD", f.avx512cd},
-                             {"AVX512BW", f.avx512bw},
-                             {"AVX512DQ", f.avx512dq},
-                             {"AVX512VL", f.avx512vl},
-                             {"PREFETCHW", f.prfchw},
-                             {"OS support for zmm state", f.os_zmm}});
-  return needs;
-}
-std::vector<Need> Avx512Bf16Needs(const CpuFeatures& f) {
-  std::vector<Need> needs = Avx512Needs(f);
-  needs.push_back({"AVX512_BF16", f.avx512bf16});
-  return needs;
-}
-
-#if defined(TF_CONVGRAD_ISA_SINGLE)
-const Level kLevels[] = {
-    {TF_CONVGRAD_ISA_SINGLE, "-march=" TF_CONVGRAD_ISA_SINGLE, &tf_convgrad_cpu_kernels_single,
-     nullptr},
-};
-#else
-// Best first.
-const Level kLevels[] = {
-    {"avx512bf16", "x86-64-v4 + PREFETCHW + AVX512_BF16", &tf_convgrad_cpu_kernels_avx512bf16,
-     &Avx512Bf16Needs},
-    {"avx512", "x86-64-v4 (AVX-512 F/CD/BW/DQ/VL) + PREFETCHW", &tf_convgrad_cpu_kernels_avx512,
-     &Avx512Needs},
-    {"avx2", "x86-64-v3: AVX2, FMA, F16C", &tf_convgrad_cpu_kernels_avx2, &Avx2Needs},
-    {"baseline", "x86-64-v2 + AVX (TensorFlow 2.21's own requirement)",
-     &tf_convgrad_cpu_kernels_baseline, &BaselineNeeds},
-};
-#endif
+#define TF_CONVGRAD_LEVEL_ENTRY_(symbol, name, rank, description) \
+  {name, description, &TF_CONVGRAD_KERNELS_FN(symbol), rank},
+const Level kLevels[] = {TF_CONVGRAD_ISA_LEVELS(TF_CONVGRAD_LEVEL_ENTRY_)};
+#undef TF_CONVGRAD_LEVEL_ENTRY_
 constexpr int kNumLevels = sizeof(kLevels) / sizeof(kLevels[0]);
 
 std::string Missing(const Level& level, const CpuFeatures& f) {
   std::string missing;
-  if (level.needs == nullptr) return missing;
-  for (const Need& need : level.needs(f)) {
-    if (!need.have) missing += std::string(missing.empty() ? "" : ", ") + need.name;
+  if (level.rank == kNoCheck) return missing;
+  for (const Feature& feature : kFeatures) {
+    if (feature.rank <= level.rank && !f.Has(feature)) {
+      missing += std::string(missing.empty() ? "" : ", ") + feature.name;
+    }
   }
   return missing;
 }
@@ -282,39 +255,16 @@ void SerialFor(int64_t total, int64_t /*cost_per_unit*/,
   if (total > 0) fn(0, total);
 }
 
-template <typename T>
-bool Conv2DBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* out_backprop,
-                             T* filter_backprop, const ParallelFor& parallel_for) {
-  return Kernels().For<T>().conv2d_backprop_filter(g, input, out_backprop, filter_backprop,
-                                                   parallel_for);
-}
-
-template <typename T>
-bool DepthwiseBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* out_backprop,
-                                T* filter_backprop, const ParallelFor& parallel_for) {
-  return Kernels().For<T>().depthwise_backprop_filter(g, input, out_backprop, filter_backprop,
-                                                      parallel_for);
-}
-
-template <typename T>
-bool DepthwiseBackpropInputCpu(const ConvGeometry& g, const T* filter, const T* out_backprop,
-                               T* input_backprop, const ParallelFor& parallel_for) {
-  return Kernels().For<T>().depthwise_backprop_input(g, filter, out_backprop, input_backprop,
-                                                     parallel_for);
-}
-
-#define TF_CONVGRAD_INSTANTIATE(T)                                                         \
-  template bool Conv2DBackpropFilterCpu<T>(const ConvGeometry&, const T*, const T*, T*,    \
-                                           const ParallelFor&);                            \
-  template bool DepthwiseBackpropFilterCpu<T>(const ConvGeometry&, const T*, const T*, T*, \
-                                              const ParallelFor&);                         \
-  template bool DepthwiseBackpropInputCpu<T>(const ConvGeometry&, const T*, const T*, T*,  \
-                                             const ParallelFor&);
-TF_CONVGRAD_INSTANTIATE(Eigen::half)
-TF_CONVGRAD_INSTANTIATE(Eigen::bfloat16)
-TF_CONVGRAD_INSTANTIATE(float)
-TF_CONVGRAD_INSTANTIATE(double)
-#undef TF_CONVGRAD_INSTANTIATE
+// Each core forwards to the chosen level's table.
+#define TF_CONVGRAD_FORWARD_CPU_CORE_(Name, short_name)                                 \
+  template <typename T>                                                                 \
+  bool Name(const ConvGeometry& g, const T* first, const T* out_backprop, T* output,    \
+            const ParallelFor& parallel_for) {                                          \
+    return Kernels().For<T>().short_name(g, first, out_backprop, output, parallel_for); \
+  }                                                                                     \
+  TF_CONVGRAD_INSTANTIATE_CPU_CORE(Name)
+TF_CONVGRAD_CPU_CORES(TF_CONVGRAD_FORWARD_CPU_CORE_)
+#undef TF_CONVGRAD_FORWARD_CPU_CORE_
 
 }  // namespace tf_convgrad
 

@@ -13,6 +13,8 @@
 #ifndef TF_OPS_CC_KERNELS_CPU_CPU_KERNELS_H_
 #define TF_OPS_CC_KERNELS_CPU_CPU_KERNELS_H_
 
+#include <tuple>
+
 #include "tf_ops/cc/kernels/cpu/conv_backprop_cpu.h"
 
 namespace Eigen {
@@ -22,41 +24,27 @@ struct bfloat16;
 
 namespace tf_convgrad {
 
-// The three cores for one element type.
+// The cores for one element type, one field per entry of TF_CONVGRAD_CPU_CORES.
 template <typename T>
 struct CoreFns {
   using Fn = bool (*)(const ConvGeometry&, const T*, const T*, T*, const ParallelFor&);
-  Fn conv2d_backprop_filter;
-  Fn depthwise_backprop_filter;
-  Fn depthwise_backprop_input;
+#define TF_CONVGRAD_CORE_FIELD_(Name, short_name) Fn short_name;
+  TF_CONVGRAD_CPU_CORES(TF_CONVGRAD_CORE_FIELD_)
+#undef TF_CONVGRAD_CORE_FIELD_
 };
 
+// One level's table: its name, then a CoreFns per type of TF_CONVGRAD_TYPES.
+#define TF_CONVGRAD_CORE_FNS_TYPE_(T, unused) , CoreFns<T>
 struct CpuKernels {
-  const char* level;  // the namespace the level was compiled in
-  CoreFns<Eigen::half> half;
-  CoreFns<Eigen::bfloat16> bfloat16;
-  CoreFns<float> f32;
-  CoreFns<double> f64;
+  std::tuple<const char* TF_CONVGRAD_TYPES(TF_CONVGRAD_CORE_FNS_TYPE_, )> table;
 
+  const char* level() const { return std::get<0>(table); }  // the namespace it was compiled in
   template <typename T>
-  const CoreFns<T>& For() const;
+  const CoreFns<T>& For() const {
+    return std::get<CoreFns<T>>(table);
+  }
 };
-template <>
-inline const CoreFns<Eigen::half>& CpuKernels::For<Eigen::half>() const {
-  return half;
-}
-template <>
-inline const CoreFns<Eigen::bfloat16>& CpuKernels::For<Eigen::bfloat16>() const {
-  return bfloat16;
-}
-template <>
-inline const CoreFns<float>& CpuKernels::For<float>() const {
-  return f32;
-}
-template <>
-inline const CoreFns<double>& CpuKernels::For<double>() const {
-  return f64;
-}
+#undef TF_CONVGRAD_CORE_FNS_TYPE_
 
 }  // namespace tf_convgrad
 
@@ -65,27 +53,19 @@ inline const CoreFns<double>& CpuKernels::For<double>() const {
 #define TF_CONVGRAD_KERNELS_HIDDEN __attribute__((visibility("hidden")))
 #define TF_CONVGRAD_KERNELS_FN_(level) tf_convgrad_cpu_kernels_##level
 #define TF_CONVGRAD_KERNELS_FN(level) TF_CONVGRAD_KERNELS_FN_(level)
+#define TF_CONVGRAD_DECLARE_KERNELS_FN(level)                                                  \
+  extern "C" TF_CONVGRAD_KERNELS_HIDDEN const tf_convgrad::CpuKernels* TF_CONVGRAD_KERNELS_FN( \
+      level)();
 
 #ifdef TF_CONVGRAD_ISA_NS
 // In the level's own sources: its cores (defined in the *_cpu.cc files).
 namespace tf_convgrad {
 namespace TF_CONVGRAD_ISA_NS {
-
-template <typename T>
-bool Conv2DBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* out_backprop,
-                             T* filter_backprop, const ParallelFor& parallel_for);
-template <typename T>
-bool DepthwiseBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* out_backprop,
-                                T* filter_backprop, const ParallelFor& parallel_for);
-template <typename T>
-bool DepthwiseBackpropInputCpu(const ConvGeometry& g, const T* filter, const T* out_backprop,
-                               T* input_backprop, const ParallelFor& parallel_for);
-
+TF_CONVGRAD_CPU_CORES(TF_CONVGRAD_DECLARE_CPU_CORE)
 }  // namespace TF_CONVGRAD_ISA_NS
 }  // namespace tf_convgrad
 
-extern "C" TF_CONVGRAD_KERNELS_HIDDEN const tf_convgrad::CpuKernels* TF_CONVGRAD_KERNELS_FN(
-    TF_CONVGRAD_ISA_NS)();
+TF_CONVGRAD_DECLARE_KERNELS_FN(TF_CONVGRAD_ISA_NS)
 #endif  // TF_CONVGRAD_ISA_NS
 
 #endif  // TF_OPS_CC_KERNELS_CPU_CPU_KERNELS_H_

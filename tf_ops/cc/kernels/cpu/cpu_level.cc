@@ -15,12 +15,15 @@ namespace {
 
 template <typename T>
 constexpr CoreFns<T> Fns() {
-  return {&Conv2DBackpropFilterCpu<T>, &DepthwiseBackpropFilterCpu<T>,
-          &DepthwiseBackpropInputCpu<T>};
+#define TF_CONVGRAD_CORE_ADDRESS_(Name, short_name) &Name<T>,
+  return {TF_CONVGRAD_CPU_CORES(TF_CONVGRAD_CORE_ADDRESS_)};
+#undef TF_CONVGRAD_CORE_ADDRESS_
 }
 
-constexpr CpuKernels kKernels = {TF_CONVGRAD_STR(TF_CONVGRAD_ISA_NS), Fns<Eigen::half>(),
-                                 Fns<Eigen::bfloat16>(), Fns<float>(), Fns<double>()};
+#define TF_CONVGRAD_CORE_FNS_VALUE_(T, unused) , Fns<T>()
+constexpr CpuKernels kKernels = {
+    {TF_CONVGRAD_STR(TF_CONVGRAD_ISA_NS) TF_CONVGRAD_TYPES(TF_CONVGRAD_CORE_FNS_VALUE_, )}};
+#undef TF_CONVGRAD_CORE_FNS_VALUE_
 
 }  // namespace
 }  // namespace TF_CONVGRAD_ISA_NS

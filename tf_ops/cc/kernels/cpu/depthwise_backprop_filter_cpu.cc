@@ -19,6 +19,7 @@
 // accumulators, capped at 64 MiB, plus per running worker filter_rows packed
 // input rows (with their padding columns) and one packed out_backprop row.
 #include <atomic>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -26,6 +27,169 @@
 
 namespace tf_convgrad {
 namespace TF_CONVGRAD_ISA_NS {
+namespace internal {
+
+// floor(a / b) and ceil(a / b) for b > 0 and any sign of a.
+inline int64_t FloorDiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+inline int64_t CeilDivSigned(int64_t a, int64_t b) {
+  return a >= 0 ? (a + b - 1) / b : -((-a) / b);
+}
+
+// The output positions o in [0, out) whose input position o * stride + offset
+// lies in [0, in): returns [*lo, *hi), possibly empty.
+inline void ValidRange(int64_t offset, int64_t stride, int64_t in, int64_t out, int64_t* lo,
+                       int64_t* hi) {
+  *lo = std::max<int64_t>(0, CeilDivSigned(-offset, stride));
+  *hi = std::min<int64_t>(out, FloorDiv(in - 1 - offset, stride) + 1);
+  if (*hi < *lo) *hi = *lo;
+}
+
+// acc[0:lanes] += sum_{k < n} x[k * xs + 0:lanes] * d[k * ds + 0:lanes], with
+// four independent partial sums (to hide FMA latency) combined in a fixed
+// order.
+template <typename A>
+inline void DotTile(const A* x, int64_t xs, const A* d, int64_t ds, int64_t n, A* acc) {
+  Vec<A> s0 = {}, s1 = {}, s2 = {}, s3 = {};
+  int64_t k = 0;
+  for (; k + 4 <= n; k += 4) {
+    s0 += LoadVec(x) * LoadVec(d);
+    s1 += LoadVec(x + xs) * LoadVec(d + ds);
+    s2 += LoadVec(x + 2 * xs) * LoadVec(d + 2 * ds);
+    s3 += LoadVec(x + 3 * xs) * LoadVec(d + 3 * ds);
+    x += 4 * xs;
+    d += 4 * ds;
+  }
+  for (; k < n; ++k, x += xs, d += ds) s0 += LoadVec(x) * LoadVec(d);
+  StoreVec(acc, LoadVec(acc) + ((s0 + s1) + (s2 + s3)));
+}
+
+// For one vector of channels and kTaps tap columns j: over n output columns wo,
+//   acc[j] += sum_wo x[wo * x_wo + j * x_tap] * d[wo * d_wo]   (acc[j] at acc + j * acc_step),
+// loading each out_backprop vector once and keeping all kTaps sums in registers.
+template <typename A, int kTaps>
+void RowTaps(const A* x, int64_t x_wo, int64_t x_tap, const A* d, int64_t d_wo, int64_t n, A* acc,
+             int64_t acc_step) {
+  Vec<A> s[kTaps] = {};
+  for (int64_t wo = 0; wo < n; ++wo, x += x_wo, d += d_wo) {
+    const Vec<A> dv = LoadVec(d);
+    for (int j = 0; j < kTaps; ++j) s[j] += LoadVec(x + j * x_tap) * dv;
+  }
+  for (int j = 0; j < kTaps; ++j) StoreVec(acc + j * acc_step, LoadVec(acc + j * acc_step) + s[j]);
+}
+
+template <typename A>
+using RowTapsFn = void (*)(const A*, int64_t, int64_t, const A*, int64_t, int64_t, A*, int64_t);
+
+// RowTaps for tap spacing 1 and output-column spacing S, over R filter rows at
+// once: four output columns at a time share, per row, a window of S * 3 + kTaps
+// x vectors, each loaded once, and each out_backprop vector is loaded once for
+// all R rows (for R = 3 that cuts the loads per product by about a quarter where
+// the kernel is load-bound). The sums are split by the column's parity
+// (2 * R * kTaps independent chains), then added; the last columns go one by
+// one. x[r] + q is input row r at the first output column's first tap;
+// acc + r * acc_row + j * acc_step receives tap (r, j). Per (r, j) the order of
+// operations does not depend on R, so R rows at once equal R calls with R = 1.
+template <typename A, int kTaps, int S, int R>
+void RowsTapsWindow(const A* const* x, int64_t q, int64_t xs, const A* d, int64_t d_wo, int64_t n,
+                    A* acc, int64_t acc_row, int64_t acc_step) {
+  constexpr int kB = 4;
+  Vec<A> s0[R][kTaps] = {}, s1[R][kTaps] = {};
+  const A* xr[R];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) xr[r] = x[r] + q;
+  int64_t wo = 0;
+  for (; wo + kB <= n; wo += kB, d += kB * d_wo) {
+    Vec<A> dv[kB];
+#pragma GCC unroll 4
+    for (int t = 0; t < kB; ++t) dv[t] = LoadVec(d + t * d_wo);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 16
+      for (int u = 0; u < S * (kB - 1) + kTaps; ++u) {
+        const Vec<A> xv = LoadVec(xr[r] + u * xs);
+#pragma GCC unroll 4
+        for (int t = 0; t < kB; ++t) {
+          const int j = u - S * t;
+          if (j >= 0 && j < kTaps) {
+            if (t % 2 == 0) {
+              s0[r][j] += xv * dv[t];
+            } else {
+              s1[r][j] += xv * dv[t];
+            }
+          }
+        }
+      }
+      xr[r] += kB * S * xs;
+    }
+  }
+  for (; wo < n; ++wo, d += d_wo) {
+    const Vec<A> dv = LoadVec(d);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 8
+      for (int j = 0; j < kTaps; ++j) s0[r][j] += LoadVec(xr[r] + j * xs) * dv;
+      xr[r] += S * xs;
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 8
+    for (int j = 0; j < kTaps; ++j) {
+      A* a = acc + r * acc_row + j * acc_step;
+      StoreVec(a, LoadVec(a) + (s0[r][j] + s1[r][j]));
+    }
+  }
+}
+
+// RowsTapsWindow for one filter row, in RowTapsFn form.
+template <typename A, int kTaps, int S>
+void RowTapsWindow(const A* x, int64_t /*x_wo == S * xs*/, int64_t xs, const A* d, int64_t d_wo,
+                   int64_t n, A* acc, int64_t acc_step) {
+  RowsTapsWindow<A, kTaps, S, 1>(&x, 0, xs, d, d_wo, n, acc, 0, acc_step);
+}
+
+// The RowTapsWindow instance for a filter width and stride (tap spacing 1), or nullptr.
+template <typename A>
+RowTapsFn<A> RowTapsWindowFor(int64_t filter_cols, int64_t stride) {
+#define TF_CONVGRAD_WINDOW_CASE(K) \
+  case K:                          \
+    return stride == 1 ? &RowTapsWindow<A, K, 1> : &RowTapsWindow<A, K, 2>;
+  if (stride != 1 && stride != 2) return nullptr;
+  switch (filter_cols) {
+    TF_CONVGRAD_WINDOW_CASE(2)
+    TF_CONVGRAD_WINDOW_CASE(3)
+    TF_CONVGRAD_WINDOW_CASE(4)
+    TF_CONVGRAD_WINDOW_CASE(5)
+    TF_CONVGRAD_WINDOW_CASE(6)
+    TF_CONVGRAD_WINDOW_CASE(7)
+    default:
+      return nullptr;
+  }
+#undef TF_CONVGRAD_WINDOW_CASE
+}
+
+// The RowTaps instance for a filter width, or nullptr (callers go tap by tap).
+template <typename A>
+RowTapsFn<A> RowTapsFor(int64_t filter_cols) {
+  switch (filter_cols) {
+    case 2:
+      return &RowTaps<A, 2>;
+    case 3:
+      return &RowTaps<A, 3>;
+    case 4:
+      return &RowTaps<A, 4>;
+    case 5:
+      return &RowTaps<A, 5>;
+    case 6:
+      return &RowTaps<A, 6>;
+    case 7:
+      return &RowTaps<A, 7>;
+    default:
+      return nullptr;
+  }
+}
+
+}  // namespace internal
 
 using internal::AccType;
 using internal::DotTile;
@@ -35,6 +199,7 @@ using internal::PackRow;
 using internal::Prefetcher;
 using internal::RoundUp;
 using internal::RowCache;
+using internal::RowTapsFn;
 using internal::Scratch;
 using internal::ValidRange;
 
@@ -68,6 +233,102 @@ constexpr int64_t kMaxSuperTasks = 32;
 constexpr int64_t kPartialBudgetBytes = int64_t{64} << 20;
 // Output rows this narrow always get zero-padded packed input rows.
 constexpr int64_t kNarrowCols = 32;
+// How dbf runs one (non-empty) geometry: every decision, made by PlanDbf
+// before anything runs, then executed by DepthwiseBackpropFilterCpu.
+template <typename A>
+struct DbfPlan {
+  int64_t supers = 1;  // super-tasks, each summing into its own partial dW
+  // Per tap column j, the output columns [lo[j], hi[j]) whose input column is
+  // inside the input; [mid_lo, mid_hi): those of every tap column.
+  std::vector<int64_t> lo, hi;
+  int64_t mid_lo = 0, mid_hi = 0;
+  // Float NHWC out_backprop rows with a whole number of vectors per pixel
+  // already have the packed layout.
+  bool dy_in_place = false;
+  RowTapsFn<A> window_fn = nullptr;  // tap spacing 1, stride 1 or 2: the windowed form
+  RowTapsFn<A> taps_fn = nullptr;    // all taps of one filter row (window_fn or RowTaps)
+  RowsTapsFn<A> rows_fn = nullptr;   // all filter rows at once (window form only)
+  bool zero_pad_rows = false;        // input rows packed with zero columns for the padding
+  bool in_place = false;             // input rows used as they are
+  int64_t lead = 0;                  // zero columns before input column 0
+  int64_t row_cols = 0;              // columns of a packed input row
+  bool prefetch = false;             // software prefetch of the next rows
+
+  // e.g. "dbf supers=32 taps=window rows=fused dy=in-place x=zero-padded"; for logs.
+  std::string Describe() const {
+    return "dbf supers=" + std::to_string(supers) + " taps=" +
+           (window_fn ? "window"
+            : taps_fn ? "row"
+                      : "tile") +
+           " rows=" + (rows_fn ? "fused" : "each") +
+           " dy=" + (dy_in_place ? "in-place" : "packed") + " x=" +
+           (in_place        ? "in-place"
+            : zero_pad_rows ? "zero-padded"
+                            : "packed") +
+           (prefetch ? " prefetch" : "");
+  }
+};
+
+template <typename T>
+DbfPlan<typename AccType<T>::type> PlanDbf(const ConvGeometry& g) {
+  using A = typename AccType<T>::type;
+  constexpr int V = static_cast<int>(kLanes<A>);
+  DbfPlan<A> plan;
+  const int64_t taps = g.filter_rows * g.filter_cols;
+  const int64_t units = g.batch * g.out_rows;
+  const int64_t M = g.depth_multiplier;
+  const int64_t padded = RoundUp(g.out_depth, V);
+  const int64_t partial = taps * padded;
+  int64_t supers = std::min(units, kMaxSuperTasks);
+  supers = std::max<int64_t>(
+      1, std::min<int64_t>(supers, kPartialBudgetBytes / (partial * int64_t{sizeof(A)})));
+  plan.supers = supers;
+
+  std::vector<int64_t>& lo = plan.lo;
+  std::vector<int64_t>& hi = plan.hi;
+  lo.resize(g.filter_cols);
+  hi.resize(g.filter_cols);
+  for (int64_t j = 0; j < g.filter_cols; ++j) {
+    ValidRange(j * g.dilation_cols - g.pad_left, g.stride_cols, g.in_cols, g.out_cols, &lo[j],
+               &hi[j]);
+  }
+  // Float NHWC out_backprop rows with a whole number of vectors per pixel
+  // already have the packed layout; so do input rows if also M == 1.
+  plan.dy_in_place = std::is_same<T, A>::value && !g.nchw && padded == g.out_depth;
+  int64_t mid_lo = 0, mid_hi = g.out_cols;
+  for (int64_t j = 0; j < g.filter_cols; ++j) {
+    mid_lo = std::max(mid_lo, lo[j]);
+    mid_hi = std::min(mid_hi, hi[j]);
+  }
+  plan.mid_lo = mid_lo;
+  plan.mid_hi = mid_hi;
+  // Tap spacing 1 and stride 1 or 2: the windowed form (fewer loads, more chains).
+  plan.window_fn =
+      g.dilation_cols == 1 ? internal::RowTapsWindowFor<A>(g.filter_cols, g.stride_cols) : nullptr;
+  plan.taps_fn = plan.window_fn ? plan.window_fn : internal::RowTapsFor<A>(g.filter_cols);
+  // Input rows packed with zero columns for the padding (from input column
+  // -pad_left on), so that every output column runs the window kernel and none
+  // goes tap by tap. Only for stride 1 and filters up to 3 wide (measured: at
+  // stride 2 or on 5-wide filters the window's extra products over the zeros
+  // cost more than the edges save), where rows are packed anyway or are
+  // narrow, so that the edge columns are a large share of the work.
+  const bool has_edges = mid_lo > 0 || mid_hi < g.out_cols;
+  const bool in_place_possible = plan.dy_in_place && M == 1;
+  plan.zero_pad_rows = plan.window_fn != nullptr && has_edges && g.stride_cols == 1 &&
+                       g.filter_cols <= 3 && (!in_place_possible || g.out_cols <= kNarrowCols);
+  plan.in_place = in_place_possible && !plan.zero_pad_rows;
+  // All filter rows at once where the window kernel applies (see RowsTapsWindow).
+  plan.rows_fn =
+      plan.window_fn ? RowsTapsWindowFor<A>(g.filter_rows, g.filter_cols, g.stride_cols) : nullptr;
+  plan.lead = plan.zero_pad_rows ? g.pad_left : 0;
+  plan.row_cols = plan.zero_pad_rows ? std::max(plan.lead + g.in_cols,
+                                                (g.out_cols - 1) * g.stride_cols + g.filter_cols)
+                                     : g.in_cols;
+  // Software prefetch only where the tensors do not stay cached between calls.
+  plan.prefetch = internal::WorthPrefetching(g, sizeof(T));
+  return plan;
+}
+
 }  // namespace
 
 template <typename T>
@@ -86,52 +347,21 @@ bool DepthwiseBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* 
   const int64_t M = g.depth_multiplier;
   const int64_t padded = RoundUp(g.out_depth, V);
   const int64_t partial = taps * padded;
-  int64_t supers = std::min(units, kMaxSuperTasks);
-  supers = std::max<int64_t>(
-      1, std::min<int64_t>(supers, kPartialBudgetBytes / (partial * int64_t{sizeof(A)})));
+  const DbfPlan<A> plan = PlanDbf<T>(g);
+  const int64_t supers = plan.supers;
   Scratch<A> partials(supers * partial);
   if (!partials.ok()) return false;
 
-  const Layout4 xl{g.in_rows, g.in_cols, g.in_depth, g.nchw};
-  const Layout4 dl{g.out_rows, g.out_cols, g.out_depth, g.nchw};
-  std::vector<int64_t> lo(g.filter_cols), hi(g.filter_cols);
-  for (int64_t j = 0; j < g.filter_cols; ++j) {
-    ValidRange(j * g.dilation_cols - g.pad_left, g.stride_cols, g.in_cols, g.out_cols, &lo[j],
-               &hi[j]);
-  }
-  // Float NHWC out_backprop rows with a whole number of vectors per pixel
-  // already have the packed layout; so do input rows if also M == 1.
-  const bool dy_in_place = std::is_same<T, A>::value && !g.nchw && padded == g.out_depth;
-  int64_t mid_lo = 0, mid_hi = g.out_cols;
-  for (int64_t j = 0; j < g.filter_cols; ++j) {
-    mid_lo = std::max(mid_lo, lo[j]);
-    mid_hi = std::min(mid_hi, hi[j]);
-  }
-  // Tap spacing 1 and stride 1 or 2: the windowed form (fewer loads, more chains).
-  const auto window_fn =
-      g.dilation_cols == 1 ? internal::RowTapsWindowFor<A>(g.filter_cols, g.stride_cols) : nullptr;
-  const auto taps_fn = window_fn ? window_fn : internal::RowTapsFor<A>(g.filter_cols);
-  // Input rows packed with zero columns for the padding (from input column
-  // -pad_left on), so that every output column runs the window kernel and none
-  // goes tap by tap. Only for stride 1 and filters up to 3 wide (measured: at
-  // stride 2 or on 5-wide filters the window's extra products over the zeros
-  // cost more than the edges save), where rows are packed anyway or are
-  // narrow, so that the edge columns are a large share of the work.
-  const bool has_edges = mid_lo > 0 || mid_hi < g.out_cols;
-  const bool in_place_possible = dy_in_place && M == 1;
-  const bool zero_pad_rows = window_fn != nullptr && has_edges && g.stride_cols == 1 &&
-                             g.filter_cols <= 3 &&
-                             (!in_place_possible || g.out_cols <= kNarrowCols);
-  const bool in_place = in_place_possible && !zero_pad_rows;
-  // All filter rows at once where the window kernel applies (see RowsTapsWindow).
-  const auto rows_fn =
-      window_fn ? RowsTapsWindowFor<A>(g.filter_rows, g.filter_cols, g.stride_cols) : nullptr;
-  const int64_t lead = zero_pad_rows ? g.pad_left : 0;  // zero columns before input column 0
-  const int64_t row_cols =
-      zero_pad_rows ? std::max(lead + g.in_cols, (g.out_cols - 1) * g.stride_cols + g.filter_cols)
-                    : g.in_cols;
-  // Software prefetch only where the tensors do not stay cached between calls.
-  const bool prefetch = internal::WorthPrefetching(g, sizeof(T));
+  const Layout4 xl{g.in_rows, g.in_cols, g.in_depth, g.nchw != 0};
+  const Layout4 dl{g.out_rows, g.out_cols, g.out_depth, g.nchw != 0};
+  const std::vector<int64_t>& lo = plan.lo;
+  const std::vector<int64_t>& hi = plan.hi;
+  const int64_t mid_lo = plan.mid_lo, mid_hi = plan.mid_hi;
+  const bool dy_in_place = plan.dy_in_place, zero_pad_rows = plan.zero_pad_rows;
+  const bool in_place = plan.in_place, prefetch = plan.prefetch;
+  const RowTapsFn<A> window_fn = plan.window_fn, taps_fn = plan.taps_fn;
+  const RowsTapsFn<A> rows_fn = plan.rows_fn;
+  const int64_t lead = plan.lead, row_cols = plan.row_cols;
   std::atomic<bool> failed{false};
   const int64_t cost = (units / supers + 1) * taps * g.out_cols * padded;
   parallel_for(supers, cost, [&](int64_t s_begin, int64_t s_end) {
@@ -262,14 +492,7 @@ bool DepthwiseBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* 
   return true;
 }
 
-#define TF_CONVGRAD_INSTANTIATE(T)                                                         \
-  template bool DepthwiseBackpropFilterCpu<T>(const ConvGeometry&, const T*, const T*, T*, \
-                                              const ParallelFor&);
-TF_CONVGRAD_INSTANTIATE(Eigen::half)
-TF_CONVGRAD_INSTANTIATE(Eigen::bfloat16)
-TF_CONVGRAD_INSTANTIATE(float)
-TF_CONVGRAD_INSTANTIATE(double)
-#undef TF_CONVGRAD_INSTANTIATE
+TF_CONVGRAD_INSTANTIATE_CPU_CORE(DepthwiseBackpropFilterCpu)
 
 }  // namespace TF_CONVGRAD_ISA_NS
 }  // namespace tf_convgrad

@@ -44,14 +44,16 @@ namespace tf_convgrad {
 namespace gpu {
 namespace internal {
 
+// The geometry as the kernels see it (PlanCbf copies the fields of
+// TF_CONVGRAD_KERNEL_GEOMETRY), then what PlanCbf derives.
 struct CbfParams {
-  int64_t batch, in_rows, in_cols, in_depth;
-  int64_t out_rows, out_cols, out_depth;
-  int64_t filter_cols, filter_in, group_out;  // Cf, Ng
-  int64_t stride_rows, stride_cols, dilation_rows, dilation_cols, pad_top, pad_left;
-  int64_t m_dim;        // taps * Cf
-  int64_t k_dim;        // batch * out_rows * out_cols
-  int64_t k_per_split;  // a multiple of the tile's BK
+#define TF_CONVGRAD_CBF_FIELD_(field) int64_t field;
+  TF_CONVGRAD_KERNEL_GEOMETRY(TF_CONVGRAD_CBF_FIELD_)
+#undef TF_CONVGRAD_CBF_FIELD_
+  int64_t filter_in, group_out;  // Cf, Ng
+  int64_t m_dim;                 // taps * Cf
+  int64_t k_dim;                 // batch * out_rows * out_cols
+  int64_t k_per_split;           // a multiple of the tile's BK
   int64_t tiles_m, tiles_n;
   // NHWC only: runs of the loader's width along m (A) or n (B) are contiguous
   // and aligned in memory (see PlanCbf), so each run is one vector load.
@@ -69,17 +71,7 @@ struct PixelPos {
     wo = rem - ho * p.out_cols;
   }
   __device__ __forceinline__ void Advance(const CbfParams& p, int64_t step) {
-    wo += step;
-    if (wo >= p.out_cols) {
-      const int64_t q = wo / p.out_cols;
-      wo -= q * p.out_cols;
-      ho += q;
-      if (ho >= p.out_rows) {
-        const int64_t qb = ho / p.out_rows;
-        ho -= qb * p.out_rows;
-        b += qb;
-      }
-    }
+    AdvancePixel(p.out_rows, p.out_cols, step, b, ho, wo);
   }
 };
 
@@ -531,28 +523,12 @@ __global__ void __launch_bounds__(kThreads)
 // Host side
 // ---------------------------------------------------------------------------
 
-struct CbfShape {
-  int64_t batch, in_rows, in_cols, in_depth;
-  int64_t filter_rows, filter_cols, groups;
-  int64_t out_rows, out_cols, out_depth;
-  int64_t stride_rows, stride_cols, dilation_rows, dilation_cols, pad_top, pad_left;
-  bool nchw;
-};
-
 enum class CbfEngine { kSimtLarge, kSimtSmall, kWmmaWide, kWmmaNarrow };
 
+// Names of CbfEngine, in its order.
 inline const char* EngineName(CbfEngine e) {
-  switch (e) {
-    case CbfEngine::kSimtLarge:
-      return "simt128";
-    case CbfEngine::kSimtSmall:
-      return "simt64";
-    case CbfEngine::kWmmaWide:
-      return "wmma128x128";
-    case CbfEngine::kWmmaNarrow:
-      break;
-  }
-  return "wmma128x64";
+  static constexpr const char* kNames[] = {"simt128", "simt64", "wmma128x128", "wmma128x64"};
+  return kNames[static_cast<int>(e)];
 }
 
 constexpr int64_t kCbfTargetBlocks = 512;  // about 4 resident blocks x 132 SMs
@@ -571,26 +547,15 @@ struct CbfPlan {
 
 // `x`/`dy` may be null (descriptions): then alignment is assumed.
 template <typename T>
-CbfPlan PlanCbf(const CbfShape& s, const LaunchOptions& o, const void* x = nullptr,
+CbfPlan PlanCbf(const ConvGeometry& s, const LaunchOptions& o, const void* x = nullptr,
                 const void* dy = nullptr) {
   CbfPlan plan;
   CbfParams& p = plan.params;
-  p.batch = s.batch;
-  p.in_rows = s.in_rows;
-  p.in_cols = s.in_cols;
-  p.in_depth = s.in_depth;
-  p.out_rows = s.out_rows;
-  p.out_cols = s.out_cols;
-  p.out_depth = s.out_depth;
-  p.filter_cols = s.filter_cols;
+#define TF_CONVGRAD_CBF_COPY_(field) p.field = s.field;
+  TF_CONVGRAD_KERNEL_GEOMETRY(TF_CONVGRAD_CBF_COPY_)
+#undef TF_CONVGRAD_CBF_COPY_
   p.filter_in = s.in_depth / s.groups;
   p.group_out = s.out_depth / s.groups;
-  p.stride_rows = s.stride_rows;
-  p.stride_cols = s.stride_cols;
-  p.dilation_rows = s.dilation_rows;
-  p.dilation_cols = s.dilation_cols;
-  p.pad_top = s.pad_top;
-  p.pad_left = s.pad_left;
   p.m_dim = s.filter_rows * s.filter_cols * p.filter_in;
   p.k_dim = s.batch * s.out_rows * s.out_cols;
 
@@ -668,8 +633,8 @@ cudaError_t LaunchCbfEngine(const CbfPlan& plan, const T* x, const T* dy, Acc<T>
 }
 
 template <typename T>
-cudaError_t LaunchCbfGemm(const CbfShape& s, const LaunchOptions& o, const T* x, const T* dy, T* dw,
-                          void* scratch, size_t scratch_bytes, cudaStream_t stream) {
+cudaError_t LaunchCbfGemm(const ConvGeometry& s, const LaunchOptions& o, const T* x, const T* dy,
+                          T* dw, void* scratch, size_t scratch_bytes, cudaStream_t stream) {
   const CbfPlan plan = PlanCbf<T>(s, o, x, dy);
   if (scratch_bytes < plan.scratch || (plan.scratch > 0 && scratch == nullptr)) {
     return cudaErrorInvalidValue;
@@ -681,13 +646,11 @@ cudaError_t LaunchCbfGemm(const CbfShape& s, const LaunchOptions& o, const T* x,
 }
 
 template <typename T>
-std::string DescribeCbfGemm(const CbfShape& s, const LaunchOptions& o) {
+std::string DescribeCbfGemm(const ConvGeometry& s, const LaunchOptions& o) {
   const CbfPlan plan = PlanCbf<T>(s, o);
-  char buf[160];
-  snprintf(buf, sizeof(buf), "cbf.%s.%s%s%s grid=%lldx%lld", s.nchw ? "nchw" : "nhwc",
-           EngineName(plan.engine), plan.params.vec_a ? ".va" : "", plan.params.vec_b ? ".vb" : "",
-           static_cast<long long>(plan.blocks), static_cast<long long>(plan.splits));
-  return buf;
+  return Format("cbf.%s.%s%s%s grid=%lldx%lld", s.nchw ? "nchw" : "nhwc", EngineName(plan.engine),
+                plan.params.vec_a ? ".va" : "", plan.params.vec_b ? ".vb" : "",
+                static_cast<long long>(plan.blocks), static_cast<long long>(plan.splits));
 }
 
 }  // namespace internal

@@ -19,7 +19,7 @@ namespace {
 
 // Consistency of the shape with the op; the callers (the TF adapter, the
 // harness) have validated it against the tensors already.
-bool ShapeIsValid(Op op, const ConvShape& s) {
+bool ShapeIsValid(Op op, const ConvGeometry& s) {
   const int64_t sizes[] = {
       s.batch,    s.in_rows,   s.in_cols, s.in_depth, s.filter_rows,      s.filter_cols, s.out_rows,
       s.out_cols, s.out_depth, s.pad_top, s.pad_left, s.depth_multiplier, s.groups};
@@ -41,7 +41,7 @@ bool ShapeIsValid(Op op, const ConvShape& s) {
   return false;
 }
 
-int64_t OutputElements(Op op, const ConvShape& s) {
+int64_t OutputElements(Op op, const ConvGeometry& s) {
   const int64_t taps = SatMul(s.filter_rows, s.filter_cols);
   switch (op) {
     case Op::kConv2DBackpropFilter:
@@ -55,7 +55,7 @@ int64_t OutputElements(Op op, const ConvShape& s) {
 }
 
 // True when no product contributes to any output: the result is all zeros.
-bool SumIsEmpty(Op op, const ConvShape& s) {
+bool SumIsEmpty(Op op, const ConvGeometry& s) {
   const int64_t dy = SatMul(SatMul(SatMul(s.batch, s.out_rows), s.out_cols), s.out_depth);
   if (dy == 0) return true;
   if (op == Op::kDepthwiseBackpropInput) {
@@ -82,6 +82,23 @@ bool DTypeIsValid(DType dtype) {
          dtype == DType::kDouble;
 }
 
+// out[i] = value for i < n (a grid-stride loop).
+template <typename U>
+__global__ void __launch_bounds__(kThreads) FillKernel(U* __restrict__ out, int64_t n, U value) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * kThreads;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x; i < n; i += stride) {
+    out[i] = value;
+  }
+}
+
+template <typename U>
+cudaError_t FillWith(void* output, int64_t n, uint64_t bits, cudaStream_t stream) {
+  const int64_t blocks = Clamp(CeilDiv(n, kThreads), 1, kMaxGridBlocks);
+  TF_CONVGRAD_LAUNCH_OR_RETURN(&FillKernel<U>, dim3(static_cast<unsigned>(blocks)), dim3(kThreads),
+                               stream, static_cast<U*>(output), n, static_cast<U>(bits));
+  return cudaSuccess;
+}
+
 bool IsDefaultStream(cudaStream_t stream) {
   return stream == nullptr || stream == cudaStreamLegacy || stream == cudaStreamPerThread;
 }
@@ -89,7 +106,7 @@ bool IsDefaultStream(cudaStream_t stream) {
 }  // namespace
 }  // namespace internal
 
-size_t ScratchBytes(Op op, DType dtype, const ConvShape& shape, const LaunchOptions* options) {
+size_t ScratchBytes(Op op, DType dtype, const ConvGeometry& shape, const LaunchOptions* options) {
   using namespace internal;  // NOLINT(build/namespaces)
   const LaunchOptions o = options != nullptr ? *options : LaunchOptions{};
   if (!DTypeIsValid(dtype) || !ShapeIsValid(op, shape) || OutputElements(op, shape) == 0 ||
@@ -109,7 +126,7 @@ size_t ScratchBytes(Op op, DType dtype, const ConvShape& shape, const LaunchOpti
   return 0;
 }
 
-cudaError_t Launch(Op op, DType dtype, const ConvShape& shape, const void* first,
+cudaError_t Launch(Op op, DType dtype, const ConvGeometry& shape, const void* first,
                    const void* out_backprop, void* output, void* scratch, size_t scratch_bytes,
                    cudaStream_t stream, const LaunchOptions* options) {
   using namespace internal;  // NOLINT(build/namespaces)
@@ -122,9 +139,7 @@ cudaError_t Launch(Op op, DType dtype, const ConvShape& shape, const void* first
   if (output == nullptr || out_elems > std::numeric_limits<int64_t>::max() / 8) {
     return cudaErrorInvalidValue;
   }
-  if (SumIsEmpty(op, shape)) {
-    return cudaMemsetAsync(output, 0, static_cast<size_t>(out_elems) * ElementBytes(dtype), stream);
-  }
+  if (SumIsEmpty(op, shape)) return Fill(dtype, output, out_elems, /*bits=*/0, stream);
   if (first == nullptr || out_backprop == nullptr) return cudaErrorInvalidValue;
   switch (dtype) {
     case DType::kHalf:
@@ -148,7 +163,27 @@ cudaError_t Launch(Op op, DType dtype, const ConvShape& shape, const void* first
   return cudaErrorInvalidValue;
 }
 
-const char* KernelDescription(Op op, DType dtype, const ConvShape& shape,
+cudaError_t Fill(DType dtype, void* output, int64_t elements, uint64_t bits, cudaStream_t stream) {
+  using namespace internal;  // NOLINT(build/namespaces)
+  if (IsDefaultStream(stream) || !DTypeIsValid(dtype) || elements < 0) return cudaErrorInvalidValue;
+  if (elements == 0) return cudaSuccess;
+  if (output == nullptr || elements > std::numeric_limits<int64_t>::max() / 8) {
+    return cudaErrorInvalidValue;
+  }
+  if (bits == 0) {
+    return cudaMemsetAsync(output, 0, static_cast<size_t>(elements) * ElementBytes(dtype), stream);
+  }
+  switch (ElementBytes(dtype)) {
+    case 2:
+      return FillWith<uint16_t>(output, elements, bits, stream);
+    case 4:
+      return FillWith<uint32_t>(output, elements, bits, stream);
+    default:
+      return FillWith<uint64_t>(output, elements, bits, stream);
+  }
+}
+
+const char* KernelDescription(Op op, DType dtype, const ConvGeometry& shape,
                               const LaunchOptions* options) {
   using namespace internal;  // NOLINT(build/namespaces)
   thread_local std::string description;

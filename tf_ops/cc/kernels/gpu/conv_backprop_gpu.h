@@ -2,7 +2,7 @@
 //
 // This header is all a caller sees: plain-old-data arguments, a CUDA stream in
 // and a cudaError_t out. The TensorFlow adapter (../conv_backprop_ops_gpu.cc)
-// and the standalone harness (tests/gpu/) call exactly these functions, so the
+// and the standalone GPU harness call exactly these functions, so the
 // harness tests the code that TensorFlow runs.
 //
 // Math: see ../cpu/conv_backprop_cpu.h (the GPU kernels compute the same three
@@ -29,44 +29,22 @@
 #include <cstddef>
 #include <cstdint>
 
-#if defined(TF_CONVGRAD_CUDA_EMULATION)
-#include "cuda_emulation.h"  // tests/gpu/emu: CPU emulation build only.
-#else
+#if !defined(TF_CONVGRAD_CUDA_EMULATION)  // the emulation build force-includes its stand-in
 #include <cuda_runtime_api.h>
 #endif
+
+#include "tf_ops/cc/kernels/conv_geometry.h"
 
 namespace tf_convgrad {
 namespace gpu {
 
-enum class Op : int32_t {
-  kConv2DBackpropFilter = 0,     // output: dW, HWIO [fh, fw, in_depth / groups, out_depth]
-  kDepthwiseBackpropFilter = 1,  // output: dW [fh, fw, in_depth, depth_multiplier]
-  kDepthwiseBackpropInput = 2,   // output: dx, input-shaped, in the shape's data format
-};
+// The ops (Op) and the geometry (ConvGeometry) are conv_geometry.h's, shared
+// with validation and the CPU cores.
 
 // Element types, by storage layout: kHalf is IEEE binary16 (Eigen::half,
 // __half), kBFloat16 the upper half of a binary32 (tensorflow::bfloat16,
 // __nv_bfloat16).
 enum class DType : int32_t { kHalf = 0, kBFloat16 = 1, kFloat = 2, kDouble = 3 };
-
-// One validated convolution (tf_convgrad::ConvGeometry, widened to a fixed C
-// layout so that ctypes can build it too). `in_*` describe the forward input
-// (x or dx), `out_*` the forward output (dy). Depthwise ops: out_depth ==
-// in_depth * depth_multiplier, groups == 1. Conv2DBackpropFilter: filter
-// in-depth == in_depth / groups, depth_multiplier == 1.
-struct ConvShape {
-  int64_t batch;
-  int64_t in_rows, in_cols, in_depth;
-  int64_t filter_rows, filter_cols;
-  int64_t groups;
-  int64_t depth_multiplier;
-  int64_t out_rows, out_cols, out_depth;
-  int64_t stride_rows, stride_cols;
-  int64_t dilation_rows, dilation_cols;
-  int64_t pad_top, pad_left;
-  int64_t nchw;  // 0: NHWC, 1: NCHW (filters are HWIO either way).
-};
-static_assert(sizeof(ConvShape) == 18 * sizeof(int64_t), "ConvShape must stay a flat C struct");
 
 // Test and benchmark knobs. A null pointer or all zeros is what TensorFlow
 // runs; the harness uses the others to cover every kernel on small problems.
@@ -80,7 +58,7 @@ static_assert(sizeof(LaunchOptions) == 4 * sizeof(int32_t), "LaunchOptions must 
 
 // Device scratch bytes Launch() needs for these arguments (0 if none). It
 // depends on the arguments only, never on the device.
-size_t ScratchBytes(Op op, DType dtype, const ConvShape& shape, const LaunchOptions* options);
+size_t ScratchBytes(Op op, DType dtype, const ConvGeometry& shape, const LaunchOptions* options);
 
 // Enqueues the op on `stream`. `first` is the forward input x
 // (Conv2DBackpropFilter, DepthwiseBackpropFilter) or the filter
@@ -88,13 +66,18 @@ size_t ScratchBytes(Op op, DType dtype, const ConvShape& shape, const LaunchOpti
 // `scratch` must hold ScratchBytes() bytes (it may be null when that is 0) and
 // stay allocated until the enqueued work has finished. All pointers are device
 // pointers; any alignment of the element type is accepted.
-cudaError_t Launch(Op op, DType dtype, const ConvShape& shape, const void* first,
+cudaError_t Launch(Op op, DType dtype, const ConvGeometry& shape, const void* first,
                    const void* out_backprop, void* output, void* scratch, size_t scratch_bytes,
                    cudaStream_t stream, const LaunchOptions* options);
 
+// Enqueues on `stream` the filling of `elements` elements of `dtype` at
+// `output` (device memory) with the bit pattern in the low 2, 4 or 8 bytes of
+// `bits`: zeros (cudaMemsetAsync), or the TF adapter's debug poison.
+cudaError_t Fill(DType dtype, void* output, int64_t elements, uint64_t bits, cudaStream_t stream);
+
 // A short description of the kernels Launch() would run, e.g.
 // "dbf.nhwc.3x3.i32 splits=64"; for logs and the benchmark table.
-const char* KernelDescription(Op op, DType dtype, const ConvShape& shape,
+const char* KernelDescription(Op op, DType dtype, const ConvGeometry& shape,
                               const LaunchOptions* options);
 
 }  // namespace gpu

@@ -38,14 +38,13 @@ namespace tf_convgrad {
 namespace gpu {
 namespace internal {
 
-// Geometry as the kernels see it, in their index type.
+// Geometry as the kernels see it, in their index type (MakeDwParams copies
+// the fields of TF_CONVGRAD_KERNEL_GEOMETRY).
 template <typename Index>
 struct DwParams {
-  Index batch, in_rows, in_cols, in_depth;
-  Index out_rows, out_cols, out_depth, multiplier;
-  Index filter_rows, filter_cols;
-  Index stride_rows, stride_cols, dilation_rows, dilation_cols;
-  Index pad_top, pad_left;
+#define TF_CONVGRAD_DW_FIELD_(field) Index field;
+  TF_CONVGRAD_KERNEL_GEOMETRY(TF_CONVGRAD_DW_FIELD_)
+#undef TF_CONVGRAD_DW_FIELD_
 };
 
 constexpr int kGenericChunk = 16;  // Taps per register chunk without a specialisation.
@@ -57,6 +56,31 @@ enum class FilterVariant { k3x3, k5x5, kGeneric };
 // DepthwiseConv2dNativeBackpropInput
 // ---------------------------------------------------------------------------
 
+// Calls tap(i, j, ho, wo) for every filter tap (i, j) through which output
+// pixel (ho, wo) reaches input pixel (h, w), in increasing i, then j. kFH/kFW
+// > 0 are compile-time sizes (the loops unroll), -1 reads them from `p`.
+template <int kFH, int kFW, typename Index, typename Tap>
+__device__ __forceinline__ void ForEachDbiTap(const DwParams<Index>& p, const Index h,
+                                              const Index w, Tap&& tap) {
+  const Index FH = kFH > 0 ? Index(kFH) : p.filter_rows;
+  const Index FW = kFW > 0 ? Index(kFW) : p.filter_cols;
+#pragma unroll
+  for (Index i = 0; i < FH; ++i) {
+    const Index hn = h + p.pad_top - i * p.dilation_rows;
+    if (hn < 0) break;  // hn only decreases with i.
+    const Index ho = hn / p.stride_rows;
+    if (ho * p.stride_rows != hn || ho >= p.out_rows) continue;
+#pragma unroll
+    for (Index j = 0; j < FW; ++j) {
+      const Index wn = w + p.pad_left - j * p.dilation_cols;
+      if (wn < 0) break;
+      const Index wo = wn / p.stride_cols;
+      if (wo * p.stride_cols != wn || wo >= p.out_cols) continue;
+      tap(i, j, ho, wo);
+    }
+  }
+}
+
 // NHWC: work item = (pixel, group of kV channels); kFH/kFW/kM > 0 are
 // compile-time sizes, -1 reads them from `p`. With `vec`, C % kV == 0 and
 // all three pointers are 16-byte aligned (only used with kM == 1).
@@ -66,9 +90,8 @@ __global__ void __launch_bounds__(kThreads)
                   T* __restrict__ dx, const Index channel_groups, const Index total,
                   const bool vec) {
   using A = Acc<T>;
-  const Index FH = kFH > 0 ? Index(kFH) : p.filter_rows;
   const Index FW = kFW > 0 ? Index(kFW) : p.filter_cols;
-  const Index M = kM > 0 ? Index(kM) : p.multiplier;
+  const Index M = kM > 0 ? Index(kM) : p.depth_multiplier;
   const Index C = p.in_depth;
   const Index CM = p.out_depth;
   for (Index idx = Index(blockIdx.x) * kThreads + Index(threadIdx.x); idx < total;
@@ -82,39 +105,27 @@ __global__ void __launch_bounds__(kThreads)
     A acc[kV];
 #pragma unroll
     for (int l = 0; l < kV; ++l) acc[l] = A(0);
+    ForEachDbiTap<kFH, kFW>(p, h, w, [&](Index i, Index j, Index ho, Index wo) {
+      const T* dy_pix = dy + ((b * p.out_rows + ho) * p.out_cols + wo) * CM;
+      const T* f_tap = filter + (i * FW + j) * CM;  // f[i][j][c][m] = f_tap[c * M + m]
+      if (kM == 1 && vec) {
+        A dv[kV], fv[kV];
+        LoadVec<T, kV>(dy_pix + c0, dv);
+        LoadVec<T, kV>(f_tap + c0, fv);
 #pragma unroll
-    for (Index i = 0; i < FH; ++i) {
-      const Index hn = h + p.pad_top - i * p.dilation_rows;
-      if (hn < 0) break;  // hn only decreases with i.
-      const Index ho = hn / p.stride_rows;
-      if (ho * p.stride_rows != hn || ho >= p.out_rows) continue;
+        for (int l = 0; l < kV; ++l) acc[l] += fv[l] * dv[l];
+      } else {
 #pragma unroll
-      for (Index j = 0; j < FW; ++j) {
-        const Index wn = w + p.pad_left - j * p.dilation_cols;
-        if (wn < 0) break;
-        const Index wo = wn / p.stride_cols;
-        if (wo * p.stride_cols != wn || wo >= p.out_cols) continue;
-        const T* dy_pix = dy + ((b * p.out_rows + ho) * p.out_cols + wo) * CM;
-        const T* f_tap = filter + (i * FW + j) * CM;  // f[i][j][c][m] = f_tap[c * M + m]
-        if (kM == 1 && vec) {
-          A dv[kV], fv[kV];
-          LoadVec<T, kV>(dy_pix + c0, dv);
-          LoadVec<T, kV>(f_tap + c0, fv);
-#pragma unroll
-          for (int l = 0; l < kV; ++l) acc[l] += fv[l] * dv[l];
-        } else {
-#pragma unroll
-          for (int l = 0; l < kV; ++l) {
-            const Index c = c0 + l;
-            if (c < C) {
-              for (Index m = 0; m < M; ++m) {
-                acc[l] += ToAcc(f_tap[c * M + m]) * ToAcc(dy_pix[c * M + m]);
-              }
+        for (int l = 0; l < kV; ++l) {
+          const Index c = c0 + l;
+          if (c < C) {
+            for (Index m = 0; m < M; ++m) {
+              acc[l] += ToAcc(f_tap[c * M + m]) * ToAcc(dy_pix[c * M + m]);
             }
           }
         }
       }
-    }
+    });
     T* out = dx + pix * C + c0;
     if (vec) {
       StoreVec<T, kV>(out, acc);
@@ -133,9 +144,8 @@ __global__ void __launch_bounds__(kThreads)
     DbiNchwKernel(const DwParams<Index> p, const T* __restrict__ filter, const T* __restrict__ dy,
                   T* __restrict__ dx, const Index total) {
   using A = Acc<T>;
-  const Index FH = kFH > 0 ? Index(kFH) : p.filter_rows;
   const Index FW = kFW > 0 ? Index(kFW) : p.filter_cols;
-  const Index M = kM > 0 ? Index(kM) : p.multiplier;
+  const Index M = kM > 0 ? Index(kM) : p.depth_multiplier;
   const Index C = p.in_depth;
   const Index out_plane = p.out_rows * p.out_cols;
   for (Index idx = Index(blockIdx.x) * kThreads + Index(threadIdx.x); idx < total;
@@ -148,23 +158,11 @@ __global__ void __launch_bounds__(kThreads)
     const Index b = t / C;
     const T* dy_bc = dy + (b * p.out_depth + c * M) * out_plane;  // dy[b, c * M, 0, 0]
     A acc = A(0);
-#pragma unroll
-    for (Index i = 0; i < FH; ++i) {
-      const Index hn = h + p.pad_top - i * p.dilation_rows;
-      if (hn < 0) break;
-      const Index ho = hn / p.stride_rows;
-      if (ho * p.stride_rows != hn || ho >= p.out_rows) continue;
-#pragma unroll
-      for (Index j = 0; j < FW; ++j) {
-        const Index wn = w + p.pad_left - j * p.dilation_cols;
-        if (wn < 0) break;
-        const Index wo = wn / p.stride_cols;
-        if (wo * p.stride_cols != wn || wo >= p.out_cols) continue;
-        const T* f = filter + (i * FW + j) * p.out_depth + c * M;
-        const Index o = ho * p.out_cols + wo;
-        for (Index m = 0; m < M; ++m) acc += ToAcc(f[m]) * ToAcc(dy_bc[m * out_plane + o]);
-      }
-    }
+    ForEachDbiTap<kFH, kFW>(p, h, w, [&](Index i, Index j, Index ho, Index wo) {
+      const T* f = filter + (i * FW + j) * p.out_depth + c * M;
+      const Index o = ho * p.out_cols + wo;
+      for (Index m = 0; m < M; ++m) acc += ToAcc(f[m]) * ToAcc(dy_bc[m * out_plane + o]);
+    });
     dx[idx] = FromAcc<T>(acc);
   }
 }
@@ -196,20 +194,20 @@ __device__ __forceinline__ void ChunkTaps(const DwParams<Index>& p, Index t0, In
   }
 }
 
-// Moves the pixel (b, ho, wo) forward by `step` output pixels (step > 0).
-template <typename Index>
-__device__ __forceinline__ void AdvancePixel(const DwParams<Index>& p, Index step, Index& b,
-                                             Index& ho, Index& wo) {
-  wo += step;
-  if (wo >= p.out_cols) {
-    const Index q = wo / p.out_cols;
-    wo -= q * p.out_cols;
-    ho += q;
-    if (ho >= p.out_rows) {
-      const Index qb = ho / p.out_rows;
-      ho -= qb * p.out_rows;
-      b += qb;
-    }
+// Calls tap(k, h, w) for each tap k of a chunk (ChunkTaps) that exists and
+// whose input pixel (h, w) = (h0 + di[k], w0 + dj[k]) lies inside the image.
+template <int kChunk, typename Index, typename Tap>
+__device__ __forceinline__ void ForEachChunkTap(const DwParams<Index>& p, const bool (&tv)[kChunk],
+                                                const Index (&di)[kChunk],
+                                                const Index (&dj)[kChunk], const Index h0,
+                                                const Index w0, Tap&& tap) {
+#pragma unroll
+  for (int k = 0; k < kChunk; ++k) {
+    if (!tv[k]) continue;
+    const Index h = h0 + di[k];
+    const Index w = w0 + dj[k];
+    if (h < 0 || h >= p.in_rows || w < 0 || w >= p.in_cols) continue;
+    tap(k, h, w);
   }
 }
 
@@ -230,7 +228,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int pixel_lanes = kThreads >> lane_shift;
   const Index CM = p.out_depth;
   const Index C = p.in_depth;
-  const Index M = p.multiplier;
+  const Index M = p.depth_multiplier;
   const Index taps =
       (kFH > 0 ? Index(kFH) : p.filter_rows) * (kFW > 0 ? Index(kFW) : p.filter_cols);
   const Index q0 = Index(blockIdx.x) * (lanes * kV) + tx * kV;
@@ -260,10 +258,8 @@ __global__ void __launch_bounds__(kThreads, 2)
     }
     Index pix = r_begin * p.out_cols + ty;
     if (pix < pix_end) {
-      const Index r = pix / p.out_cols;
-      Index wo = pix - r * p.out_cols;
-      Index b = r / p.out_rows;
-      Index ho = r - b * p.out_rows;
+      Index b, ho, wo;
+      SplitPixel(p.out_rows, p.out_cols, pix, b, ho, wo);
       for (; pix < pix_end; pix += pixel_lanes) {
         A dv[kV];
         const T* dy_pix = dy + pix * CM + q0;
@@ -276,12 +272,7 @@ __global__ void __launch_bounds__(kThreads, 2)
         const Index h0 = ho * p.stride_rows - p.pad_top;
         const Index w0 = wo * p.stride_cols - p.pad_left;
         const T* x_img = x + b * image;
-#pragma unroll
-        for (int k = 0; k < kChunk; ++k) {
-          if (!tv[k]) continue;
-          const Index h = h0 + di[k];
-          const Index w = w0 + dj[k];
-          if (h < 0 || h >= p.in_rows || w < 0 || w >= p.in_cols) continue;
+        ForEachChunkTap(p, tv, di, dj, h0, w0, [&](int k, Index h, Index w) {
           const T* x_pix = x_img + (h * p.in_cols + w) * C;
           if (x_vec && qv[0]) {
             A xv[kV];
@@ -294,8 +285,8 @@ __global__ void __launch_bounds__(kThreads, 2)
               if (qv[l]) acc[k][l] += ToAcc(x_pix[cx[l]]) * dv[l];
             }
           }
-        }
-        AdvancePixel(p, Index(pixel_lanes), b, ho, wo);
+        });
+        AdvancePixel(p.out_rows, p.out_cols, Index(pixel_lanes), b, ho, wo);
       }
     }
     // Sum the pixel lanes of each (tap, channel) in a fixed tree.
@@ -343,7 +334,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   __shared__ A red[kThreads];
   const Index CM = p.out_depth;
   const Index q = blockIdx.x;
-  const Index c = q / p.multiplier;
+  const Index c = q / p.depth_multiplier;
   const Index taps =
       (kFH > 0 ? Index(kFH) : p.filter_rows) * (kFW > 0 ? Index(kFW) : p.filter_cols);
   const Index out_plane = p.out_rows * p.out_cols;
@@ -362,24 +353,17 @@ __global__ void __launch_bounds__(kThreads, 2)
     for (int k = 0; k < kChunk; ++k) acc[k] = A(0);
     Index pix = r_begin * p.out_cols + Index(threadIdx.x);
     if (pix < pix_end) {
-      const Index r = pix / p.out_cols;
-      Index wo = pix - r * p.out_cols;
-      Index b = r / p.out_rows;
-      Index ho = r - b * p.out_rows;
+      Index b, ho, wo;
+      SplitPixel(p.out_rows, p.out_cols, pix, b, ho, wo);
       for (; pix < pix_end; pix += kThreads) {
         const A dv = ToAcc(dy[(b * CM + q) * out_plane + ho * p.out_cols + wo]);
         const T* x_plane = x + (b * p.in_depth + c) * in_plane;
         const Index h0 = ho * p.stride_rows - p.pad_top;
         const Index w0 = wo * p.stride_cols - p.pad_left;
-#pragma unroll
-        for (int k = 0; k < kChunk; ++k) {
-          if (!tv[k]) continue;
-          const Index h = h0 + di[k];
-          const Index w = w0 + dj[k];
-          if (h < 0 || h >= p.in_rows || w < 0 || w >= p.in_cols) continue;
+        ForEachChunkTap(p, tv, di, dj, h0, w0, [&](int k, Index h, Index w) {
           acc[k] += ToAcc(x_plane[h * p.in_cols + w]) * dv;
-        }
-        AdvancePixel(p, Index(kThreads), b, ho, wo);
+        });
+        AdvancePixel(p.out_rows, p.out_cols, Index(kThreads), b, ho, wo);
       }
     }
 #pragma unroll
@@ -407,23 +391,12 @@ __global__ void __launch_bounds__(kThreads, 2)
 // Host side: plans and launches
 // ---------------------------------------------------------------------------
 
-// Shape of a depthwise problem in the ops' terms (int64, validated).
-struct DwShape {
-  int64_t batch, in_rows, in_cols, in_depth, multiplier;
-  int64_t filter_rows, filter_cols;
-  int64_t out_rows, out_cols;
-  int64_t stride_rows, stride_cols, dilation_rows, dilation_cols, pad_top, pad_left;
-  bool nchw;
-  int64_t out_depth() const { return in_depth * multiplier; }
-  int64_t taps() const { return filter_rows * filter_cols; }
-};
-
 // Largest element offset or |coordinate| a depthwise kernel computes, plus
 // `extra` (the partial-sum buffer's size).
-inline int64_t DwIndexBound(const DwShape& s, int64_t extra) {
+inline int64_t DwIndexBound(const ConvGeometry& s, int64_t extra) {
   const int64_t x = SatMul(SatMul(SatMul(s.batch, s.in_rows), s.in_cols), s.in_depth);
-  const int64_t dy = SatMul(SatMul(SatMul(s.batch, s.out_rows), s.out_cols), s.out_depth());
-  const int64_t f = SatMul(s.taps(), s.out_depth());
+  const int64_t dy = SatMul(SatMul(SatMul(s.batch, s.out_rows), s.out_cols), s.out_depth);
+  const int64_t f = SatMul(Taps(s), s.out_depth);
   const int64_t rows = SatAdd(
       SatAdd(SatMul(SatAdd(s.out_rows, 1), s.stride_rows), SatMul(s.filter_rows, s.dilation_rows)),
       SatAdd(s.pad_top, s.in_rows));
@@ -436,44 +409,25 @@ inline int64_t DwIndexBound(const DwShape& s, int64_t extra) {
 }
 
 template <typename Index>
-DwParams<Index> MakeDwParams(const DwShape& s) {
+DwParams<Index> MakeDwParams(const ConvGeometry& s) {
   DwParams<Index> p;
-  p.batch = Index(s.batch);
-  p.in_rows = Index(s.in_rows);
-  p.in_cols = Index(s.in_cols);
-  p.in_depth = Index(s.in_depth);
-  p.out_rows = Index(s.out_rows);
-  p.out_cols = Index(s.out_cols);
-  p.out_depth = Index(s.out_depth());
-  p.multiplier = Index(s.multiplier);
-  p.filter_rows = Index(s.filter_rows);
-  p.filter_cols = Index(s.filter_cols);
-  p.stride_rows = Index(s.stride_rows);
-  p.stride_cols = Index(s.stride_cols);
-  p.dilation_rows = Index(s.dilation_rows);
-  p.dilation_cols = Index(s.dilation_cols);
-  p.pad_top = Index(s.pad_top);
-  p.pad_left = Index(s.pad_left);
+#define TF_CONVGRAD_DW_COPY_(field) p.field = Index(s.field);
+  TF_CONVGRAD_KERNEL_GEOMETRY(TF_CONVGRAD_DW_COPY_)
+#undef TF_CONVGRAD_DW_COPY_
   return p;
 }
 
-inline FilterVariant PickVariant(const DwShape& s, bool need_m1, const LaunchOptions& o) {
-  if (o.force_generic || (need_m1 && s.multiplier != 1)) return FilterVariant::kGeneric;
+inline FilterVariant PickVariant(const ConvGeometry& s, bool need_m1, const LaunchOptions& o) {
+  if (o.force_generic || (need_m1 && s.depth_multiplier != 1)) return FilterVariant::kGeneric;
   if (s.filter_rows == 3 && s.filter_cols == 3) return FilterVariant::k3x3;
   if (s.filter_rows == 5 && s.filter_cols == 5) return FilterVariant::k5x5;
   return FilterVariant::kGeneric;
 }
 
+// Names of FilterVariant, in its order.
 inline const char* VariantName(FilterVariant v) {
-  switch (v) {
-    case FilterVariant::k3x3:
-      return "3x3";
-    case FilterVariant::k5x5:
-      return "5x5";
-    case FilterVariant::kGeneric:
-      break;
-  }
-  return "generic";
+  static constexpr const char* kNames[] = {"3x3", "5x5", "generic"};
+  return kNames[static_cast<int>(v)];
 }
 
 // ---- DBI ----
@@ -489,8 +443,8 @@ struct DbiPlan {
 };
 
 template <typename T>
-DbiPlan<T> PlanDbi(const DwShape& s, const LaunchOptions& o, const void* filter, const void* dy,
-                   const void* dx) {
+DbiPlan<T> PlanDbi(const ConvGeometry& s, const LaunchOptions& o, const void* filter,
+                   const void* dy, const void* dx) {
   DbiPlan<T> plan;
   plan.variant = PickVariant(s, /*need_m1=*/true, o);
   plan.index64 = o.force_index64 || DwIndexBound(s, 0) > kMaxIndex32;
@@ -505,8 +459,8 @@ DbiPlan<T> PlanDbi(const DwShape& s, const LaunchOptions& o, const void* filter,
 }
 
 template <typename T, typename Index, int kFH, int kFW, int kM>
-cudaError_t LaunchDbiVariant(const DwShape& s, const DbiPlan<T>& plan, const T* filter, const T* dy,
-                             T* dx, cudaStream_t stream) {
+cudaError_t LaunchDbiVariant(const ConvGeometry& s, const DbiPlan<T>& plan, const T* filter,
+                             const T* dy, T* dx, cudaStream_t stream) {
   const DwParams<Index> p = MakeDwParams<Index>(s);
   const dim3 grid(static_cast<unsigned>(plan.blocks));
   if (s.nchw) {
@@ -523,8 +477,8 @@ cudaError_t LaunchDbiVariant(const DwShape& s, const DbiPlan<T>& plan, const T* 
 }
 
 template <typename T, typename Index>
-cudaError_t LaunchDbiIndexed(const DwShape& s, const DbiPlan<T>& plan, const T* filter, const T* dy,
-                             T* dx, cudaStream_t stream) {
+cudaError_t LaunchDbiIndexed(const ConvGeometry& s, const DbiPlan<T>& plan, const T* filter,
+                             const T* dy, T* dx, cudaStream_t stream) {
   switch (plan.variant) {
     case FilterVariant::k3x3:
       return LaunchDbiVariant<T, Index, 3, 3, 1>(s, plan, filter, dy, dx, stream);
@@ -537,21 +491,19 @@ cudaError_t LaunchDbiIndexed(const DwShape& s, const DbiPlan<T>& plan, const T* 
 }
 
 template <typename T>
-cudaError_t LaunchDbi(const DwShape& s, const LaunchOptions& o, const T* filter, const T* dy, T* dx,
-                      cudaStream_t stream) {
+cudaError_t LaunchDbi(const ConvGeometry& s, const LaunchOptions& o, const T* filter, const T* dy,
+                      T* dx, cudaStream_t stream) {
   const DbiPlan<T> plan = PlanDbi<T>(s, o, filter, dy, dx);
   return plan.index64 ? LaunchDbiIndexed<T, int64_t>(s, plan, filter, dy, dx, stream)
                       : LaunchDbiIndexed<T, int32_t>(s, plan, filter, dy, dx, stream);
 }
 
 template <typename T>
-std::string DescribeDbi(const DwShape& s, const LaunchOptions& o) {
+std::string DescribeDbi(const ConvGeometry& s, const LaunchOptions& o) {
   // Alignment is not known here; describe the aligned case.
   const DbiPlan<T> plan = PlanDbi<T>(s, o, nullptr, nullptr, nullptr);
-  char buf[128];
-  snprintf(buf, sizeof(buf), "dbi.%s.%s.%s.v%d", s.nchw ? "nchw" : "nhwc",
-           VariantName(plan.variant), plan.index64 ? "i64" : "i32", plan.vec_width);
-  return buf;
+  return Format("dbi.%s.%s.%s.v%d", s.nchw ? "nchw" : "nhwc", VariantName(plan.variant),
+                plan.index64 ? "i64" : "i32", plan.vec_width);
 }
 
 // ---- DBF ----
@@ -577,11 +529,11 @@ struct DbfPlan {
 };
 
 template <typename T>
-DbfPlan<T> PlanDbf(const DwShape& s, const LaunchOptions& o, const void* x, const void* dy) {
+DbfPlan<T> PlanDbf(const ConvGeometry& s, const LaunchOptions& o, const void* x, const void* dy) {
   using A = Acc<T>;
   DbfPlan<T> plan;
   plan.variant = PickVariant(s, /*need_m1=*/false, o);
-  const int64_t cm = s.out_depth();
+  const int64_t cm = s.out_depth;
   constexpr int kV = DbfVecWidth<T>();
   int64_t pixel_lanes = kThreads;
   plan.lane_shift = 0;
@@ -595,10 +547,10 @@ DbfPlan<T> PlanDbf(const DwShape& s, const LaunchOptions& o, const void* x, cons
   }
   const size_t vec_bytes = sizeof(T) * kV;
   plan.vec = kV > 1 && cm % kV == 0 && IsAligned(dy, vec_bytes) &&
-             (s.multiplier != 1 || IsAligned(x, vec_bytes));
+             (s.depth_multiplier != 1 || IsAligned(x, vec_bytes));
   const int64_t rows = s.batch * s.out_rows;
   const int64_t pixels = rows * s.out_cols;
-  const int64_t per_split = SatMul(SatMul(s.taps(), cm), int64_t{sizeof(A)});
+  const int64_t per_split = SatMul(SatMul(Taps(s), cm), int64_t{sizeof(A)});
   int64_t splits;
   if (o.force_splits > 0) {
     splits = o.force_splits;
@@ -612,12 +564,12 @@ DbfPlan<T> PlanDbf(const DwShape& s, const LaunchOptions& o, const void* x, cons
   plan.splits = std::max<int64_t>(CeilDiv(rows, plan.rows_per_split), 1);
   plan.scratch = plan.splits > 1 ? AlignScratch(size_t(plan.splits) * size_t(per_split)) : 0;
   plan.index64 =
-      o.force_index64 || DwIndexBound(s, SatMul(plan.splits, SatMul(s.taps(), cm))) > kMaxIndex32;
+      o.force_index64 || DwIndexBound(s, SatMul(plan.splits, SatMul(Taps(s), cm))) > kMaxIndex32;
   return plan;
 }
 
 template <typename T, typename Index, int kFH, int kFW>
-cudaError_t LaunchDbfVariant(const DwShape& s, const DbfPlan<T>& plan, const T* x, const T* dy,
+cudaError_t LaunchDbfVariant(const ConvGeometry& s, const DbfPlan<T>& plan, const T* x, const T* dy,
                              Acc<T>* partial, T* dw, cudaStream_t stream) {
   constexpr int kChunk = kFH > 0 ? kFH * kFW : kGenericChunk;
   const DwParams<Index> p = MakeDwParams<Index>(s);
@@ -633,11 +585,11 @@ cudaError_t LaunchDbfVariant(const DwShape& s, const DbfPlan<T>& plan, const T* 
                                  Index(plan.rows_per_split), plan.lane_shift, plan.vec);
   }
   if (plan.splits == 1) return cudaSuccess;
-  return SumPartials<T>(partial, plan.splits, s.taps() * s.out_depth(), dw, stream);
+  return SumPartials<T>(partial, plan.splits, Taps(s) * s.out_depth, dw, stream);
 }
 
 template <typename T, typename Index>
-cudaError_t LaunchDbfIndexed(const DwShape& s, const DbfPlan<T>& plan, const T* x, const T* dy,
+cudaError_t LaunchDbfIndexed(const ConvGeometry& s, const DbfPlan<T>& plan, const T* x, const T* dy,
                              Acc<T>* partial, T* dw, cudaStream_t stream) {
   switch (plan.variant) {
     case FilterVariant::k3x3:
@@ -651,12 +603,12 @@ cudaError_t LaunchDbfIndexed(const DwShape& s, const DbfPlan<T>& plan, const T* 
 }
 
 template <typename T>
-size_t DbfScratchBytes(const DwShape& s, const LaunchOptions& o) {
+size_t DbfScratchBytes(const ConvGeometry& s, const LaunchOptions& o) {
   return PlanDbf<T>(s, o, nullptr, nullptr).scratch;
 }
 
 template <typename T>
-cudaError_t LaunchDbf(const DwShape& s, const LaunchOptions& o, const T* x, const T* dy, T* dw,
+cudaError_t LaunchDbf(const ConvGeometry& s, const LaunchOptions& o, const T* x, const T* dy, T* dw,
                       void* scratch, size_t scratch_bytes, cudaStream_t stream) {
   const DbfPlan<T> plan = PlanDbf<T>(s, o, x, dy);
   if (scratch_bytes < plan.scratch || (plan.scratch > 0 && scratch == nullptr)) {
@@ -669,13 +621,11 @@ cudaError_t LaunchDbf(const DwShape& s, const LaunchOptions& o, const T* x, cons
 }
 
 template <typename T>
-std::string DescribeDbf(const DwShape& s, const LaunchOptions& o) {
+std::string DescribeDbf(const ConvGeometry& s, const LaunchOptions& o) {
   const DbfPlan<T> plan = PlanDbf<T>(s, o, nullptr, nullptr);
-  char buf[160];
-  snprintf(buf, sizeof(buf), "dbf.%s.%s.%s grid=%lldx%lld", s.nchw ? "nchw" : "nhwc",
-           VariantName(plan.variant), plan.index64 ? "i64" : "i32",
-           static_cast<long long>(plan.tiles), static_cast<long long>(plan.splits));
-  return buf;
+  return Format("dbf.%s.%s.%s grid=%lldx%lld", s.nchw ? "nchw" : "nhwc", VariantName(plan.variant),
+                plan.index64 ? "i64" : "i32", static_cast<long long>(plan.tiles),
+                static_cast<long long>(plan.splits));
 }
 
 }  // namespace internal

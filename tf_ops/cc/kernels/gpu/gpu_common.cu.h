@@ -3,22 +3,24 @@
 // loads, and the fixed-order reduction of per-split partial sums.
 //
 // Included only by the kernels' .cu.cc files, which nvcc compiles. The same
-// sources also build with g++ against the CPU emulation in tests/gpu/emu
-// (TF_CONVGRAD_CUDA_EMULATION), which runs every GPU thread as a fiber so that
-// the kernels' logic can be tested on a machine without a GPU.
+// sources also build with g++ for a CPU emulation of CUDA (the GPU harness's
+// --emulate build), which defines TF_CONVGRAD_CUDA_EMULATION, force-includes
+// its stand-in for the CUDA headers and defines TF_CONVGRAD_LAUNCH_OR_RETURN
+// for its own launches, so that the kernels' logic can be tested on a machine
+// without a GPU.
 #ifndef TF_OPS_CC_KERNELS_GPU_GPU_COMMON_CU_H_
 #define TF_OPS_CC_KERNELS_GPU_GPU_COMMON_CU_H_
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <limits>
+#include <string>
 #include <type_traits>
 
-#if defined(TF_CONVGRAD_CUDA_EMULATION)
-#include "cuda_emulation.h"
-#else
+#if !defined(TF_CONVGRAD_CUDA_EMULATION)
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -38,16 +40,9 @@
     const cudaError_t launch_error_ = cudaGetLastError();                   \
     if (launch_error_ != cudaSuccess) return launch_error_;                 \
   } while (false)
-#elif defined(TF_CONVGRAD_CUDA_EMULATION)
-#define TF_CONVGRAD_LAUNCH_OR_RETURN(kernel, grid, block, stream, ...)                           \
-  do {                                                                                           \
-    auto* const kernel_ = (kernel);                                                              \
-    ::tf_convgrad_emu::LaunchKernel((grid), (block), (stream), [=]() { kernel_(__VA_ARGS__); }); \
-    const cudaError_t launch_error_ = cudaGetLastError();                                        \
-    if (launch_error_ != cudaSuccess) return launch_error_;                                      \
-  } while (false)
-#else
-#error "gpu_common.cu.h must be compiled by nvcc (or for the CPU emulation)"
+#elif !defined(TF_CONVGRAD_CUDA_EMULATION) || !defined(TF_CONVGRAD_LAUNCH_OR_RETURN)
+#error \
+    "gpu_common.cu.h must be compiled by nvcc (or by a CUDA emulation that defines the launch macro)"
 #endif
 
 #define TF_CONVGRAD_RETURN_IF_CUDA_ERROR(expr)          \
@@ -55,6 +50,17 @@
     const cudaError_t cuda_error_ = (expr);             \
     if (cuda_error_ != cudaSuccess) return cuda_error_; \
   } while (false)
+
+// The geometry as the kernels' parameter structs (DwParams, CbfParams) hold
+// it: these fields of ConvGeometry, under the same names, in this order.
+// clang-format off
+#define TF_CONVGRAD_KERNEL_GEOMETRY(X)                            \
+  X(batch) X(in_rows) X(in_cols) X(in_depth)                      \
+  X(out_rows) X(out_cols) X(out_depth) X(depth_multiplier)        \
+  X(filter_rows) X(filter_cols)                                   \
+  X(stride_rows) X(stride_cols) X(dilation_rows) X(dilation_cols) \
+  X(pad_top) X(pad_left)
+// clang-format on
 
 namespace tf_convgrad {
 namespace gpu {
@@ -132,8 +138,50 @@ inline bool IsAligned(const void* p, size_t bytes) {
 }
 
 // ---------------------------------------------------------------------------
+// Output pixels of a reduction over (b, ho, wo)
+// ---------------------------------------------------------------------------
+
+// The pixel (b, ho, wo) of flat index pix = (b * out_rows + ho) * out_cols + wo.
+template <typename Index>
+__device__ __forceinline__ void SplitPixel(const Index out_rows, const Index out_cols,
+                                           const Index pix, Index& b, Index& ho, Index& wo) {
+  const Index r = pix / out_cols;
+  wo = pix - r * out_cols;
+  b = r / out_rows;
+  ho = r - b * out_rows;
+}
+
+// Moves the pixel (b, ho, wo) forward by `step` pixels (step > 0).
+template <typename Index>
+__device__ __forceinline__ void AdvancePixel(const Index out_rows, const Index out_cols,
+                                             const Index step, Index& b, Index& ho, Index& wo) {
+  wo += step;
+  if (wo >= out_cols) {
+    const Index q = wo / out_cols;
+    wo -= q * out_cols;
+    ho += q;
+    if (ho >= out_rows) {
+      const Index qb = ho / out_rows;
+      ho -= qb * out_rows;
+      b += qb;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
 // Host-side sizing helpers (64-bit; callers have validated non-negativity)
 // ---------------------------------------------------------------------------
+
+// Filter taps (rows x columns) of a geometry.
+inline int64_t Taps(const ConvGeometry& s) { return s.filter_rows * s.filter_cols; }
+
+// printf-style formatting of a kernel description (at most 159 characters).
+template <typename... Args>
+std::string Format(const char* format, Args... args) {
+  char buf[160];
+  snprintf(buf, sizeof(buf), format, args...);
+  return buf;
+}
 
 inline int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t RoundUp(int64_t a, int64_t b) { return CeilDiv(a, b) * b; }
