@@ -27,7 +27,7 @@ enum class Op : int32_t {
 // out_depth == in_depth * depth_multiplier, groups == 1. Conv2DBackpropFilter:
 // filter in-depth == in_depth / groups, depth_multiplier == 1.
 // A flat C struct of 18 int64 in this order: the GPU harness mirrors it field
-// by field (SHAPE_FIELDS in its run_harness.py).
+// by field (SHAPE_FIELDS in tests/gpu/harness/capi.py).
 struct ConvGeometry {
   int64_t batch = 0;
   int64_t in_rows = 0, in_cols = 0, in_depth = 0;

@@ -31,7 +31,7 @@
 // The only kernel launch in the project. `kernel` is a function pointer (so
 // that template arguments need no parentheses); the launch is followed by
 // cudaGetLastError(), and the enclosing function (which returns cudaError_t)
-// returns the error. tests/test_gpu_build.py checks that no other `<<<`
+// returns the error. tests/builds/test_gpu_build.py checks that no other `<<<`
 // exists under tf_ops/.
 #if defined(__CUDACC__)
 #define TF_CONVGRAD_LAUNCH_OR_RETURN(kernel, grid, block, stream, ...)      \
