@@ -119,7 +119,8 @@ def _write_report(args, base, chunks, results, elapsed) -> None:
         "* no crash: every example runs in a worker process that first writes the example to a "
         "file, so a crash names its example.",
         "",
-        "The default suite runs 300 examples with a fixed seed (`tests/robustness/test_fuzz.py`, ~10% in "
+        "The default suite runs 300 examples with a fixed seed "
+        "(`tests/robustness/test_fuzz.py`, ~10% in "
         "`tf.function`), every choice a hypothesis draw so that a failure shrinks to a small "
         "example. The long run lets hypothesis seed one `random.Random` per example instead "
         "(`--fast`, same distribution, generation ~5x cheaper; `--shrinking` restores full "

@@ -218,11 +218,12 @@ def main() -> int:
         + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
         + ").",
         "",
-        "The corpus is `tests/support/hostile_cases.py`: the probes of `tests/robustness/test_validation.py` plus the "
-        "cases added for issue 5. `tests/robustness/test_hostile.py` runs the *ours* column in the default "
-        "test suite and fails on any cell that differs from *expected*. The G-numbers in the note "
-        "column are TensorFlow's shortcomings as listed in docs/SEMANTICS.md, \"Where TensorFlow "
-        "2.21's kernels fall short\".",
+        "The corpus is `tests/support/hostile_cases.py`: the probes of "
+        "`tests/support/validation_probes.py` plus the cases added for issue 5. "
+        "`tests/robustness/test_hostile.py` runs the *ours* column in the default test suite and "
+        "fails on any cell that differs from *expected*. The G-numbers in the note column are "
+        "TensorFlow's shortcomings as listed in docs/SEMANTICS.md, \"Where TensorFlow 2.21's "
+        'kernels fall short".',
         "",
         "**How each cell was produced.** Every case runs in three modes, written "
         "`eager / function / function_const` when they differ (one word when all agree): eager; a "

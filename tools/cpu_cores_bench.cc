@@ -1,6 +1,6 @@
 // TF-free timing harness for the CPU compute cores (tf_ops/cc/kernels/cpu/),
 // for profiling them without TensorFlow in the picture: perf sees our code
-// and nothing else. Built and run by scripts/profile_cores.sh.
+// and nothing else. Built and run by tools/profile_cores.sh.
 //
 //   cpu_cores_bench OP N H W C K STRIDE M|COUT [SAME|VALID] [REPS]
 //     (REPS default: enough timed calls to fill about 2 s, at least 20)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A/B timing of the compute cores: a TF_CONVGRAD_ARCH=native build (one level, -march=native: the
 # old default) against the default dispatch build at the level cpuid picks (and any level forced
-# with ISA_AB_LEVELS), on the layers of scripts/profile_cores.sh, with the TF-free harness
+# with ISA_AB_LEVELS), on the layers of tools/profile_cores.sh, with the TF-free harness
 # tools/cpu_cores_bench.cc. Builds both into build/isa-ab-{native,dispatch} first (CMake + ninja).
 # Time only on a quiet machine: every other process on it shows up in the numbers.
 #

@@ -1,7 +1,7 @@
 """What limits each depthwise layer of the benchmark: memory or the kernel's own instruction rate.
 
 For every float32 depthwise case of `python -m tf_convgrad bench`, times the TF-free core
-(tools/cpu_cores_bench.cc, built by `bash scripts/profile_cores.sh build`) three ways, each the
+(tools/cpu_cores_bench.cc, built by `bash tools/profile_cores.sh build`) three ways, each the
 fastest call of ROUNDS runs (the minimum, not the median: this VM's neighbours slow single calls
 by up to 2x, and the work itself is deterministic):
   full   the layer itself, one thread;
@@ -120,7 +120,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not os.path.exists(args.harness):
         print(
-            f"limits: no harness at {args.harness}; build it: bash scripts/profile_cores.sh build",
+            f"limits: no harness at {args.harness}; build it: bash tools/profile_cores.sh build",
             file=sys.stderr,
         )
         return 2

@@ -71,7 +71,9 @@ def windowed_output_size(
         raise ValueError(f"Stride must be > 0, but got {stride}")
     if dilation < 1:
         raise ValueError(f"Dilation rate must be >= 1, but got {dilation}")
-    effective = (filter_size - 1) * dilation + 1
+    # A filter of 0 taps spans 0 positions, whatever the dilation (as in the kernels'
+    # conv_backprop_common.cc; TF's (0 - 1) * dilation + 1 would be negative).
+    effective = (filter_size - 1) * dilation + 1 if filter_size > 0 else 0
     if padding == "VALID":
         out = _trunc_div(in_size - effective + stride, stride)
         pad_before = pad_after = 0

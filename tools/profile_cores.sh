@@ -5,9 +5,9 @@
 # -ffp-contract=fast) and, per layer, prints its timing and the top symbols of
 # a `perf record` of it. Needs perf (Debian: linux-perf) and the venv from
 # scripts/setup.sh (for TensorFlow's Eigen headers).
-#   bash scripts/profile_cores.sh            all layers below
-#   bash scripts/profile_cores.sh dbf 32 7 7 960 3 1 1 SAME    one layer
-#   bash scripts/profile_cores.sh build      only build the harness (for tools/limits.py)
+#   bash tools/profile_cores.sh            all layers below
+#   bash tools/profile_cores.sh dbf 32 7 7 960 3 1 1 SAME    one layer
+#   bash tools/profile_cores.sh build      only build the harness (for tools/limits.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
