@@ -12,5 +12,5 @@ if [[ "${1:-}" == "--fix" ]]; then
 fi
 echo "check_format: clang-format (${#CC[@]} files), ruff format, ruff check"
 .venv/bin/clang-format --dry-run -Werror "${CC[@]}"
-.venv/bin/ruff format --check python tests scripts tools tf_ops/bazel
-.venv/bin/ruff check python tests scripts tools tf_ops/bazel
+.venv/bin/ruff format --no-cache --check python tests scripts tools tf_ops/bazel
+.venv/bin/ruff check --no-cache python tests scripts tools tf_ops/bazel

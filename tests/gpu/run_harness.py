@@ -49,14 +49,13 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 
+import build  # noqa: E402  (tests/gpu/build.py)
 from harness import bench, grid, large, plan, report  # noqa: E402
 from harness.backends import CudaBackend, EmuBackend, Runner  # noqa: E402
 from harness.capi import load_library  # noqa: E402
 from harness.dry_run import dry_run  # noqa: E402
 from harness.hardware_check import HardwareCheck  # noqa: E402
 from harness.layers import bench_problems  # noqa: E402
-
-import build  # noqa: E402  (tests/gpu/build.py)
 
 
 def parse_args() -> argparse.Namespace:
