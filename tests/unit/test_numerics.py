@@ -167,3 +167,53 @@ def test_single_rounding(problem, dtype, data_format):
     if problem.op == "dbi":
         got = helpers.from_format(got, data_format)
     np.testing.assert_array_equal(got, problem.expected)
+
+
+# bfloat16 Conv2DBackpropFilter runs on AMX tiles where the CPU has them. The core checks the
+# exponents it packs and leaves operands with an infinity, a NaN, a denormal, or products beyond
+# float32's normal range to the general core, so that such values propagate as IEEE float32
+# arithmetic has them. (TensorFlow runs ops with denormals flushed to zero, AMX or not.)
+# 3x3 SAME, 16 channels in and out: a geometry the AMX core takes.
+def _amx_edge_operands(kind: str, rng: np.random.Generator):
+    def bf16(values):
+        return values.astype(tf.bfloat16.as_numpy_dtype).astype(np.float64)
+
+    x = bf16(rng.standard_normal((2, 8, 8, 16)))
+    dy = bf16(rng.standard_normal((2, 8, 8, 16)))
+    if kind == "inf_and_nan":
+        x[0, 2, 3, 4] = np.inf
+        x[1, 5, 5, 9] = -np.inf
+        dy[0, 6, 1, 3] = np.nan
+    elif kind == "overflowing_products":
+        # Products of about 2^130: infinities in float32, with signs.
+        x[0, 4, 4, :] = 2.0**90
+        dy[0, 4, 4, 0] = 2.0**40
+    return x, dy
+
+
+@pytest.mark.parametrize("kind", ("inf_and_nan", "overflowing_products"))
+def test_bfloat16_cbf_special_values(kind):
+    x, dy = _amx_edge_operands(kind, np.random.default_rng(7))
+    out = helpers.OURS["cbf"](
+        input=tf.constant(x, tf.bfloat16),
+        filter_sizes=[3, 3, 16, 16],
+        out_backprop=tf.constant(dy, tf.bfloat16),
+        strides=[1, 1, 1, 1],
+        padding="SAME",
+    )
+    got = out.numpy().astype(np.float64)
+    xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    ref = np.zeros((3, 3, 16, 16))
+    with np.errstate(invalid="ignore", over="ignore"):
+        for i in range(3):
+            for j in range(3):
+                ref[i, j] = np.einsum("bhwc,bhwo->co", xp[:, i : i + 8, j : j + 8], dy)
+        if kind == "overflowing_products":
+            # Every product touching the 2^130 ones overflows float32 on its own.
+            ref = np.where(np.abs(ref) > 2.0**127, np.copysign(np.inf, ref), ref)
+    assert np.isnan(ref).any() or np.isinf(ref).any()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(ref))
+    np.testing.assert_array_equal(np.sign(got[np.isinf(ref)]), np.sign(ref[np.isinf(ref)]))
+    finite = np.isfinite(ref)
+    assert np.abs(got[finite] - ref[finite]).max() <= 8e-3 * np.abs(ref[finite]).max()

@@ -1,4 +1,5 @@
-// Conv2DBackpropFilter on CPU: chunked im2col + GEMM.
+// Conv2DBackpropFilter on CPU: chunked im2col + GEMM. (bfloat16 tries AMX tile products
+// first, conv2d_backprop_filter_amx_cpu.h.)
 //
 // With P = batch * out_rows * out_cols patch rows, K_g = fh * fw * Cf columns per
 // group and Cg = out_depth / groups,
@@ -22,6 +23,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "tf_ops/cc/kernels/cpu/conv2d_backprop_filter_amx_cpu.h"
 #include "tf_ops/cc/kernels/cpu/cpu_common.h"
 
 namespace tf_convgrad {
@@ -145,6 +147,20 @@ bool Conv2DBackpropFilterCpu(const ConvGeometry& g, const T* input, const T* out
   const int64_t out_elems = taps * Cf * Cout;
   if (out_elems == 0) return true;
   const int64_t P = g.batch * g.out_rows * g.out_cols;
+  if constexpr (std::is_same<T, Eigen::bfloat16>::value) {
+    // AMX tile products where the CPU has them (conv2d_backprop_filter_amx_cpu.h).
+    if (P > 0 && g.in_rows > 0 && g.in_cols > 0) {
+      switch (internal::Conv2DBackpropFilterAmx(g, input, out_backprop, filter_backprop,
+                                                parallel_for)) {
+        case internal::AmxRun::kDone:
+          return true;
+        case internal::AmxRun::kOutOfMemory:
+          return false;
+        case internal::AmxRun::kNotUsed:
+          break;
+      }
+    }
+  }
   const CbfPlan plan = PlanCbf<T>(g);
   const bool direct_out = plan.direct_out;
   Scratch<A> acc_buf(direct_out ? 1 : out_elems);
