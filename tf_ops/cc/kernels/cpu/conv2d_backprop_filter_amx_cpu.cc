@@ -22,12 +22,11 @@
 // Scratch: those packed tiles per running task, and the float32 dW^T rounded up to whole tiles
 // (times `splits`, at most 8 MiB more in all).
 //
-// AMX reads denormal inputs as zero and flushes denormal results (as TensorFlow's own float32
-// arithmetic does: it runs ops with denormals flushed), and IEEE special values need an exact
-// float32 order to propagate as the general core propagates them. The packing records the smallest
-// and largest exponents it packed; where a value is an infinity, a NaN or a denormal, or a product
-// could leave float32's normal range by a wide margin, the result is discarded (kNotUsed) and the
-// general core computes it.
+// AMX reads denormal inputs as zero and flushes denormal results, as TensorFlow's CPU ops run
+// anyway (FTZ and DAZ set), the general core included. Infinities and NaNs are left to the
+// general core, so that they propagate exactly as before, and so are products near float32's
+// overflow (an FMA rounds product and sum once, AMX twice): the packing records the largest
+// magnitude it packed and where one is out of bounds the result is discarded (kNotUsed).
 #include "tf_ops/cc/kernels/cpu/conv2d_backprop_filter_amx_cpu.h"
 
 #if TF_CONVGRAD_AMX_BUILD
@@ -67,10 +66,9 @@ constexpr int64_t kMinBlocks = 8;
 constexpr int64_t kSplitMinRows = 512;  // patch rows per split, at least
 constexpr int64_t kPartialBudgetBytes = int64_t{8} << 20;
 
-// Exponent limits for the AMX result to equal float32 arithmetic's up to rounding order: the
-// smallest product at least 2^-64 and the largest below 2^122 (float32: 2^-126 .. 2^128).
+// Products must stay below 2^122 (float32 overflows at 2^128): their operands' exponents add up
+// to at most kMaxProductExp.
 constexpr int kBias = 127;
-constexpr int kMinProductExp = -64;
 constexpr int kMaxProductExp = 120;
 
 struct alignas(64) TileConfig {
@@ -95,42 +93,48 @@ bool QueryAmxBf16() {
   return syscall(SYS_arch_prctl, 0x1023, 18) == 0;
 }
 
-// Smallest exponent of a non-zero value and largest exponent seen (bfloat16's biased exponents;
-// 0 is a denormal, 255 an infinity or NaN).
-struct ExpRange {
-  int min_nonzero = 255;
-  int max = 0;
-};
-
-// ExpRange kept in vectors while packing: Add() takes 32 bfloat16 values at a time.
-class ExpScan {
+// The largest magnitude among the bfloat16 values packed, as its bit pattern without the sign
+// (an exponent of 255, a pattern >= 0x7f80, is an infinity or a NaN), kept in a vector while
+// packing: Add() takes 32 values at a time.
+class MaxScan {
  public:
   void Add(__m512i v) {
-    const __m512i ex = _mm512_and_si512(_mm512_srli_epi16(v, 7), _mm512_set1_epi16(0xff));
-    const __mmask32 nonzero = _mm512_test_epi16_mask(v, _mm512_set1_epi16(0x7fff));
-    max_ = _mm512_max_epu16(max_, ex);
-    min_ = _mm512_mask_min_epu16(min_, nonzero, min_, ex);
+    max_ = _mm512_max_epu16(max_, _mm512_and_si512(v, _mm512_set1_epi16(0x7fff)));
   }
-  void FoldInto(ExpRange* r) const {
-    alignas(64) uint16_t mins[32], maxs[32];
-    _mm512_store_si512(mins, min_);
-    _mm512_store_si512(maxs, max_);
-    for (int l = 0; l < 32; ++l) {
-      r->min_nonzero = std::min<int>(r->min_nonzero, mins[l]);
-      r->max = std::max<int>(r->max, maxs[l]);
-    }
+  void FoldInto(int* pattern) const {
+    alignas(64) uint16_t lanes[32];
+    _mm512_store_si512(lanes, max_);
+    for (int l = 0; l < 32; ++l) *pattern = std::max<int>(*pattern, lanes[l]);
   }
 
  private:
-  __m512i min_ = _mm512_set1_epi16(255), max_ = _mm512_setzero_si512();
+  __m512i max_ = _mm512_setzero_si512();
 };
 
-bool ExponentsOk(const ExpRange& x, const ExpRange& dy) {
-  if (x.max == 255 || dy.max == 255) return false;                 // Inf or NaN
-  if (x.min_nonzero == 255 || dy.min_nonzero == 255) return true;  // an all-zero operand
-  if (x.min_nonzero == 0 || dy.min_nonzero == 0) return false;     // a denormal
-  return x.min_nonzero + dy.min_nonzero - 2 * kBias >= kMinProductExp &&
-         x.max + dy.max - 2 * kBias <= kMaxProductExp;
+// Whether AMX gives what float32 FMAs in another order give: no infinity or NaN (their
+// propagation is left to the general core) and no product near float32's overflow. (Denormals
+// are read as zero and denormal sums flushed, as TensorFlow runs its ops: with FTZ and DAZ set.)
+bool MagnitudesOk(int x_pattern, int dy_pattern) {
+  if (x_pattern >= 0x7f80 || dy_pattern >= 0x7f80) return false;
+  return (x_pattern >> 7) + (dy_pattern >> 7) - 2 * kBias <= kMaxProductExp;
+}
+
+// dst[0:n] = src[0:n], and dst[0:n] = 0: short runs (a few channels) in one or two vectors.
+inline void CopyRun(uint16_t* dst, const uint16_t* src, int64_t n) {
+  int64_t e = 0;
+  for (; e + 32 <= n; e += 32) _mm512_storeu_si512(dst + e, _mm512_loadu_si512(src + e));
+  if (e < n) {
+    const __mmask32 m = static_cast<__mmask32>((uint64_t{1} << (n - e)) - 1);
+    _mm512_mask_storeu_epi16(dst + e, m, _mm512_maskz_loadu_epi16(m, src + e));
+  }
+}
+inline void ZeroRun(uint16_t* dst, int64_t n) {
+  int64_t e = 0;
+  for (; e + 32 <= n; e += 32) _mm512_storeu_si512(dst + e, _mm512_setzero_si512());
+  if (e < n) {
+    _mm512_mask_storeu_epi16(dst + e, static_cast<__mmask32>((uint64_t{1} << (n - e)) - 1),
+                             _mm512_setzero_si512());
+  }
 }
 
 // Packs the tiles of one chunk for one task: the task's filter-element blocks [mb_lo, mb_hi) of B
@@ -159,33 +163,59 @@ struct Packing {
     }
   }
 
-  // Patch row p's im2col row (zeros past K) from its tap offsets.
-  void Im2colRow(const int64_t* off, uint16_t* row) const {
-    const int64_t C = g.in_depth;
-    for (int64_t t = 0; t < taps; ++t) {
-      if (off[t] < 0) {
-        std::memset(row + t * C, 0, C * sizeof(uint16_t));
-      } else {
-        std::memcpy(row + t * C, x + off[t], C * sizeof(uint16_t));
+  // Patch row p's im2col row into row[0:Kp] (zeros outside the input, for p >= end and past K).
+  // A filter row whose taps are all inside and adjacent in x (tap spacing 1) is one run.
+  void Im2colRow(int64_t p, int64_t end, uint16_t* row) const {
+    const int64_t C = g.in_depth, fw = g.filter_cols, run = fw * C;
+    if (p >= end) {
+      ZeroRun(row, Kp);
+      return;
+    }
+    const int64_t b = p / out_hw, ho = (p % out_hw) / g.out_cols, wo = p % g.out_cols;
+    const int64_t w0 = wo * g.stride_cols - g.pad_left;
+    const bool row_run =
+        (fw == 1 || g.dilation_cols == 1) && w0 >= 0 && w0 + (fw - 1) * g.dilation_cols < g.in_cols;
+    for (int64_t i = 0; i < g.filter_rows; ++i) {
+      uint16_t* dst = row + i * run;
+      const int64_t h = ho * g.stride_rows - g.pad_top + i * g.dilation_rows;
+      if (h < 0 || h >= g.in_rows) {
+        ZeroRun(dst, run);
+        continue;
+      }
+      const uint16_t* src = x + ((b * g.in_rows + h) * g.in_cols) * C;
+      if (row_run) {
+        CopyRun(dst, src + w0 * C, run);
+        continue;
+      }
+      for (int64_t j = 0; j < fw; ++j) {
+        const int64_t w = w0 + j * g.dilation_cols;
+        if (w < 0 || w >= g.in_cols) {
+          ZeroRun(dst + j * C, C);
+        } else {
+          CopyRun(dst + j * C, src + w * C, C);
+        }
       }
     }
-    std::memset(row + K, 0, (Kp - K) * sizeof(uint16_t));
+    ZeroRun(row + K, Kp - K);
   }
 
   // Step s of the chunk at patch row p0. scratch: kStep * taps int64 and, when C is not a
   // multiple of 16, kStep * Kp uint16 (the step's im2col rows).
   void Pack(int64_t p0, int64_t end, int64_t s, int64_t mb_lo, int64_t mb_hi, int64_t cb_lo,
-            int64_t cb_hi, uint16_t* a, uint16_t* b, int64_t* offs, uint16_t* rows, ExpScan* scan_x,
-            ExpScan* scan_dy) const {
+            int64_t cb_hi, uint16_t* a, uint16_t* b, int64_t* offs, uint16_t* rows, MaxScan* scan_x,
+            MaxScan* scan_dy) const {
     const int64_t C = g.in_depth, Cout = g.out_depth, ps = p0 + s * kStep;
     // Locals, so that the compiler keeps them in registers through the loops.
     const uint16_t* const xs = x;
     const uint16_t* const dys = dy;
-    ExpScan sx = *scan_x, sdy = *scan_dy;
+    MaxScan sx = *scan_x, sdy = *scan_dy;
     const bool whole_blocks = C % kTileRows == 0;  // every block of 16 lies in one tap
     for (int64_t r = 0; r < kStep; ++r) {
-      TapOffsets(ps + r, end, offs + r * taps);
-      if (!whole_blocks) Im2colRow(offs + r * taps, rows + r * Kp);
+      if (whole_blocks) {
+        TapOffsets(ps + r, end, offs + r * taps);
+      } else {
+        Im2colRow(ps + r, end, rows + r * Kp);
+      }
     }
     const __m256i zero = _mm256_setzero_si256();
     auto pair = [](__m256i lo, __m256i hi) {
@@ -255,18 +285,26 @@ __attribute__((target("amx-tile"))) void ConfigureTiles() {
 __attribute__((target("amx-tile"))) void ReleaseTiles() { _tile_release(); }
 
 // c[0:16*MB, 0:16*NB] (float, row stride ldc elements) += sum over the chunk's steps of
-// A tiles a[i * a_next + s * kTileElems] times B tiles b[j * b_next + s * kTileElems].
+// A tiles a[i * a_next + s * kTileElems] times B tiles b[j * b_next + s * kTileElems]; with
+// `first`, c's old values are taken as zeros (not read).
 template <int MB, int NB>
-__attribute__((target("amx-tile,amx-bf16"))) void TileBlock(float* c, int64_t ldc,
+__attribute__((target("amx-tile,amx-bf16"))) void TileBlock(float* c, int64_t ldc, bool first,
                                                             const uint16_t* a, int64_t a_next,
                                                             const uint16_t* b, int64_t b_next,
                                                             int64_t steps) {
   const int64_t ldc_bytes = ldc * sizeof(float);
   float* c1 = c + kTileRows * ldc;
-  _tile_loadd(0, c, ldc_bytes);
-  if constexpr (NB == 2) _tile_loadd(1, c + kTileRows, ldc_bytes);
-  if constexpr (MB == 2) _tile_loadd(2, c1, ldc_bytes);
-  if constexpr (MB == 2 && NB == 2) _tile_loadd(3, c1 + kTileRows, ldc_bytes);
+  if (first) {
+    _tile_zero(0);
+    if constexpr (NB == 2) _tile_zero(1);
+    if constexpr (MB == 2) _tile_zero(2);
+    if constexpr (MB == 2 && NB == 2) _tile_zero(3);
+  } else {
+    _tile_loadd(0, c, ldc_bytes);
+    if constexpr (NB == 2) _tile_loadd(1, c + kTileRows, ldc_bytes);
+    if constexpr (MB == 2) _tile_loadd(2, c1, ldc_bytes);
+    if constexpr (MB == 2 && NB == 2) _tile_loadd(3, c1 + kTileRows, ldc_bytes);
+  }
   for (int64_t s = 0; s < steps; ++s) {
     const int64_t off = s * kTileElems;
     _tile_loadd(4, a + off, 64);
@@ -282,6 +320,24 @@ __attribute__((target("amx-tile,amx-bf16"))) void TileBlock(float* c, int64_t ld
   if constexpr (NB == 2) _tile_stored(1, c + kTileRows, ldc_bytes);
   if constexpr (MB == 2) _tile_stored(2, c1, ldc_bytes);
   if constexpr (MB == 2 && NB == 2) _tile_stored(3, c1 + kTileRows, ldc_bytes);
+}
+
+// dW[m0 + m, co0 + co] = the sum over the parts, in order, of part[co * ld + m] (one C tile,
+// transposed), rounded once, for m < m_n and co < co_n.
+void FinishTile(const float* part0, int64_t part_stride, int64_t parts, int64_t ld, int64_t co0,
+                int64_t co_n, int64_t m0, int64_t m_n, int64_t Cout, Eigen::bfloat16* dw) {
+  const __m512i index =
+      _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                         _mm512_set1_epi32(static_cast<int>(ld)));
+  const __mmask16 mask = static_cast<__mmask16>((uint32_t{1} << co_n) - 1);
+  for (int64_t m = 0; m < m_n; ++m) {
+    __m512 v = _mm512_i32gather_ps(index, part0 + m, 4);
+    for (int64_t sp = 1; sp < parts; ++sp) {
+      v = _mm512_add_ps(v, _mm512_i32gather_ps(index, part0 + sp * part_stride + m, 4));
+    }
+    _mm256_mask_storeu_epi16(dw + (m0 + m) * Cout + co0, mask,
+                             Round16<Eigen::bfloat16>(reinterpret_cast<Vec<float> >(v)));
+  }
 }
 
 }  // namespace
@@ -342,7 +398,10 @@ AmxRun Conv2DBackpropFilterAmx(const ConvGeometry& g, const Eigen::bfloat16* inp
   if (splits == 1) {
     const int64_t want = std::min(blocks, UsableCpus());
     int64_t best = -1;
-    for (int64_t m = 1; m <= mpairs; ++m) {
+    // Without whole blocks (C not a multiple of 16) every task builds whole im2col rows: split
+    // the channels only, where there are enough of them.
+    const int64_t m_max = C % kTileRows != 0 && cpairs >= want ? 1 : mpairs;
+    for (int64_t m = 1; m <= m_max; ++m) {
       const int64_t c = std::min(cpairs, CeilDiv(want, m));
       if (m * c < want) continue;
       const int64_t cost = m * Mp + c * Kp;
@@ -360,9 +419,9 @@ AmxRun Conv2DBackpropFilterAmx(const ConvGeometry& g, const Eigen::bfloat16* inp
   const int64_t chunk = std::min(RoundUp(P, kStep), ChunkRows(task_kb, task_mb));
   const int64_t steps = chunk / kStep;
 
+  // Every task's first chunk zeroes its tiles: nothing to clear here.
   Scratch<float> acc(splits * acc_elems);
   if (!acc.ok()) return AmxRun::kOutOfMemory;
-  std::fill(acc.get(), acc.get() + splits * acc_elems, 0.0f);
 
   const Packing packing{g,
                         reinterpret_cast<const uint16_t*>(input),
@@ -373,7 +432,7 @@ AmxRun Conv2DBackpropFilterAmx(const ConvGeometry& g, const Eigen::bfloat16* inp
                         steps,
                         g.out_rows * g.out_cols,
                         taps};
-  ExpRange seen_x, seen_dy;
+  int seen_x = 0, seen_dy = 0;  // MaxScan patterns
   std::mutex seen_mu;
   std::atomic<bool> failed{false};
   const int64_t next = steps * kTileElems;  // from one block's tiles to the next block's
@@ -382,7 +441,7 @@ AmxRun Conv2DBackpropFilterAmx(const ConvGeometry& g, const Eigen::bfloat16* inp
   // c_base (p_begin a multiple of kStep). The chunk size never changes a sum: C tiles are stored
   // and reloaded exactly between chunks.
   auto run = [&](int64_t mb_lo, int64_t mb_hi, int64_t cb_lo, int64_t cb_hi, int64_t p_begin,
-                 int64_t p_end, float* c_base) {
+                 int64_t p_end, float* c_base, bool finish) {
     Scratch<uint16_t> a((cb_hi - cb_lo) * next), b((mb_hi - mb_lo) * next),
         rows(C % kTileRows == 0 ? 1 : kStep * Kp);
     Scratch<int64_t> offs(kStep * taps);
@@ -390,13 +449,14 @@ AmxRun Conv2DBackpropFilterAmx(const ConvGeometry& g, const Eigen::bfloat16* inp
       failed = true;
       return;
     }
-    ExpScan sx, sdy;
+    MaxScan sx, sdy;
     ConfigureTiles();
     for (int64_t p0 = p_begin; p0 < p_end; p0 += chunk) {
       for (int64_t s = 0; s < steps; ++s) {
         packing.Pack(p0, p_end, s, mb_lo, mb_hi, cb_lo, cb_hi, a.get(), b.get(), offs.get(),
                      rows.get(), &sx, &sdy);
       }
+      const bool first = p0 == p_begin, last = p0 + chunk >= p_end;
       for (int64_t cb = cb_lo; cb < cb_hi; cb += 2) {
         const uint16_t* at = a.get() + (cb - cb_lo) * next;
         const bool two_c = cb + 1 < cb_hi;
@@ -405,13 +465,24 @@ AmxRun Conv2DBackpropFilterAmx(const ConvGeometry& g, const Eigen::bfloat16* inp
           const uint16_t* bt = b.get() + (mb - mb_lo) * next;
           const bool two_m = mb + 1 < mb_hi;
           if (two_c && two_m) {
-            TileBlock<2, 2>(c, Kp, at, next, bt, next, steps);
+            TileBlock<2, 2>(c, Kp, first, at, next, bt, next, steps);
           } else if (two_c) {
-            TileBlock<2, 1>(c, Kp, at, next, bt, next, steps);
+            TileBlock<2, 1>(c, Kp, first, at, next, bt, next, steps);
           } else if (two_m) {
-            TileBlock<1, 2>(c, Kp, at, next, bt, next, steps);
+            TileBlock<1, 2>(c, Kp, first, at, next, bt, next, steps);
           } else {
-            TileBlock<1, 1>(c, Kp, at, next, bt, next, steps);
+            TileBlock<1, 1>(c, Kp, first, at, next, bt, next, steps);
+          }
+          if (last && finish) {
+            // The block's tiles are final: round them into dW while they are in cache.
+            for (int64_t i = cb; i < cb + (two_c ? 2 : 1); ++i) {
+              for (int64_t j = mb; j < mb + (two_m ? 2 : 1); ++j) {
+                const int64_t co0 = i * kTileRows, m0 = j * kTileRows;
+                if (co0 >= Cout || m0 >= K) continue;
+                FinishTile(c_base + co0 * Kp + m0, 0, 1, Kp, co0, std::min(kTileRows, Cout - co0),
+                           m0, std::min(kTileRows, K - m0), Cout, filter_backprop);
+              }
+            }
           }
         }
       }
@@ -427,32 +498,33 @@ AmxRun Conv2DBackpropFilterAmx(const ConvGeometry& g, const Eigen::bfloat16* inp
         // Split t: patch rows [t * P / splits, (t + 1) * P / splits), in whole steps.
         const int64_t steps_total = CeilDiv(P, kStep);
         run(0, mblocks, 0, cblocks, kStep * (steps_total * t / splits),
-            std::min(P, kStep * (steps_total * (t + 1) / splits)), acc.get() + t * acc_elems);
+            std::min(P, kStep * (steps_total * (t + 1) / splits)), acc.get() + t * acc_elems,
+            false);
       } else {
         const int64_t gm = t % n_m, gc = t / n_m;
         const int64_t mb_lo = std::min(mblocks, 2 * (mpairs * gm / n_m));
         const int64_t mb_hi = std::min(mblocks, 2 * (mpairs * (gm + 1) / n_m));
         const int64_t cb_lo = std::min(cblocks, 2 * (cpairs * gc / n_c));
         const int64_t cb_hi = std::min(cblocks, 2 * (cpairs * (gc + 1) / n_c));
-        if (mb_lo < mb_hi && cb_lo < cb_hi) run(mb_lo, mb_hi, cb_lo, cb_hi, 0, P, acc.get());
+        if (mb_lo < mb_hi && cb_lo < cb_hi) run(mb_lo, mb_hi, cb_lo, cb_hi, 0, P, acc.get(), true);
       }
     }
   });
   if (failed) return AmxRun::kOutOfMemory;
-  if (!ExponentsOk(seen_x, seen_dy)) return AmxRun::kNotUsed;
+  if (!MagnitudesOk(seen_x, seen_dy)) return AmxRun::kNotUsed;
 
-  // dW[m, co] = dW^T[co, m], the splits summed in order, rounded once.
-  const float* sums = acc.get();
-  ForRanges(parallel_for, K, kMaxTasks, Cout * splits, [&](int64_t m_begin, int64_t m_end) {
-    for (int64_t m = m_begin; m < m_end; ++m) {
-      Eigen::bfloat16* dst = filter_backprop + m * Cout;
-      for (int64_t co = 0; co < Cout; ++co) {
-        float v = sums[co * Kp + m];
-        for (int64_t sp = 1; sp < splits; ++sp) v += sums[sp * acc_elems + co * Kp + m];
-        dst[co] = FromAcc<Eigen::bfloat16, float>(v);
-      }
-    }
-  });
+  if (splits > 1) {
+    // dW[m, co] = dW^T[co, m], the splits summed in order, rounded once, a tile at a time.
+    ForRanges(parallel_for, cblocks * mblocks, kMaxTasks, kTileElems * splits,
+              [&](int64_t t_begin, int64_t t_end) {
+                for (int64_t t = t_begin; t < t_end; ++t) {
+                  const int64_t co0 = (t / mblocks) * kTileRows, m0 = (t % mblocks) * kTileRows;
+                  FinishTile(acc.get() + co0 * Kp + m0, acc_elems, splits, Kp, co0,
+                             std::min(kTileRows, Cout - co0), m0, std::min(kTileRows, K - m0), Cout,
+                             filter_backprop);
+                }
+              });
+  }
   return AmxRun::kDone;
 }
 

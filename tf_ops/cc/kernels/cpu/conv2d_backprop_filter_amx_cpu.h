@@ -29,9 +29,8 @@ bool AmxBf16Usable();
 
 // dW of an NHWC, ungrouped bfloat16 convolution with AMX bfloat16 tile products (exact
 // products, float32 accumulation, the order fixed by the geometry). The inputs are checked as
-// they are packed: kNotUsed where a value is not finite or is a denormal, or where two values'
-// product could leave float32's normal range (AMX reads denormals as zero and flushes denormal
-// sums); the general core then computes the result. P = batch * out_rows * out_cols must be > 0.
+// they are packed: kNotUsed where a value is not finite or a product could overflow float32;
+// the general core then computes the result. P = batch * out_rows * out_cols must be > 0.
 AmxRun Conv2DBackpropFilterAmx(const ConvGeometry& g, const Eigen::bfloat16* input,
                                const Eigen::bfloat16* out_backprop,
                                Eigen::bfloat16* filter_backprop, const ParallelFor& parallel_for);
