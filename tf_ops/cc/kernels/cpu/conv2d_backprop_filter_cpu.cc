@@ -107,8 +107,12 @@ CbfPlan PlanCbf(const ConvGeometry& g) {
   // independent). Up to kMinBlocks tasks within the partials' budget, an even
   // number when more than one (so that two threads get equal shares).
   if (static_cast<int64_t>(plan.tiles.size()) < kMinBlocks) {
-    plan.splits =
-        std::min<int64_t>(kMinBlocks, 1 + kPartialBudgetBytes / (out_elems * int64_t{sizeof(A)}));
+    // No more splits than split-sized chunks: a split without rows would only cost its partial
+    // dW's clearing and summing.
+    const int64_t split_rows =
+        std::max(kSplitMinRows, kSplitChunkBytes / ((Ktot + Cout) * int64_t{sizeof(A)}));
+    plan.splits = std::min<int64_t>({kMinBlocks, CeilDiv(P, split_rows),
+                                     1 + kPartialBudgetBytes / (out_elems * int64_t{sizeof(A)})});
     if (plan.splits > 2) plan.splits -= plan.splits % 2;
   }
   plan.direct_x = kSameType && !g.nchw && taps == 1 && g.stride_rows == 1 && g.stride_cols == 1 &&
