@@ -26,6 +26,10 @@ def prepare(runs: list[dict]):
     threads = os.environ.get("TF_CONVGRAD_TEST_INTRA_OP_THREADS")
     if threads:
         tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+        # And as many CPUs, where there are: the AMX core makes one task per CPU it may use, so
+        # its split of the work changes too.
+        cpus = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, cpus[: max(1, int(threads))])
     ours = None
     if any(run["impl"] == "ours" for run in runs):
         import tf_convgrad as ours  # noqa: PLC0415

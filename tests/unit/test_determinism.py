@@ -1,8 +1,10 @@
 """Bitwise determinism across repeated runs and across intra-op thread counts.
 
 The thread count must be fixed before TF initialises, so each count gets its own process
-(``subprocess_worker.py``, all started together). Inputs are generated from fixed seeds in the
-workers, so every process sees the same bits; each run is repeated three times in its process.
+(``subprocess_worker.py``, all started together), which also may use only that many CPUs where there
+are (the AMX core makes one task per usable CPU, so its split of the work changes too). Inputs are
+generated from fixed seeds in the workers, so every process sees the same bits; each run is
+repeated three times in its process.
 TF's own CBF is *not* deterministic across thread counts (docs/SEMANTICS.md, "Determinism"); ours
 must be.
 """
