@@ -92,7 +92,8 @@ def build_info() -> dict:
     imported), ``compiler``, ``isa`` (the level in use), ``isa_description``, ``isa_levels``
     (the levels built, best first), ``isa_supported`` (those this CPU runs), ``isa_requested``
     (TF_CONVGRAD_ISA, "" if unset), ``isa_dispatch`` (False for a single-level
-    ``TF_CONVGRAD_ARCH`` build) and ``library`` (its path).
+    ``TF_CONVGRAD_ARCH`` build), ``amx_bf16`` (bfloat16 Conv2DBackpropFilter runs on AMX tiles:
+    the level has AVX512_BF16 and the CPU and OS give AMX-BF16) and ``library`` (its path).
     """
     load()
     path = _loaded_path[0]
@@ -107,6 +108,7 @@ def build_info() -> dict:
         "isa_supported": [v for v in raw.get("isa_supported", "").split(",") if v],
         "isa_requested": raw.get("isa_requested", ""),
         "isa_dispatch": raw.get("isa_dispatch") == "1",
+        "amx_bf16": raw.get("amx_bf16") == "1",
         "library": path,
     }
 
@@ -128,6 +130,12 @@ def format_build_info(info: dict) -> str:
             f"TensorFlow: built for {info['tf_version'] or '?'}, running {info['tf_runtime']}",
             f"instruction set: {info['isa']} ({info['isa_description']}; {how})",
             f"levels built: {levels}; this CPU runs: {supported}",
+            "AMX tiles: "
+            + (
+                "bfloat16 Conv2DBackpropFilter uses them"
+                if info.get("amx_bf16")
+                else "not used (this level or CPU has no AMX-BF16, or Linux refused the tile state)"
+            ),
             f"compiler: {info['compiler'] or '?'}",
             f"library: {info['library']}",
         ]

@@ -63,6 +63,17 @@ def test_cpuid_agrees_with_proc_cpuinfo():
 
 
 @needs_dispatch
+def test_amx_agrees_with_proc_cpuinfo():
+    """bfloat16 CBF takes AMX tiles exactly at the avx512bf16 level of a CPU with AMX-BF16 (Linux
+    grants the tile state to any process that asks on such a CPU)."""
+    flags = isa_levels.host_cpu_flags()
+    if not flags:
+        pytest.skip("no /proc/cpuinfo")
+    expected = INFO["isa"] == "avx512bf16" and {"amx_tile", "amx_bf16"} <= flags
+    assert INFO["amx_bf16"] == expected
+
+
+@needs_dispatch
 @pytest.mark.parametrize("level", isa_levels.LEVELS)
 def test_level_numerics_and_determinism(level):
     if level not in INFO["isa_supported"]:
@@ -133,6 +144,7 @@ def test_cli_info_shows_a_forced_level():
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"instruction set: {level} (" in proc.stdout
     assert f"forced by TF_CONVGRAD_ISA={level}" in proc.stdout
+    assert "AMX tiles: not used" in proc.stdout  # the lowest level has no AMX core
 
 
 def test_level_flags_agree():

@@ -290,6 +290,8 @@ extern "C" __attribute__((visibility("default"))) const char* tf_convgrad_info()
     text += "isa_error=" + s.error + "\n";
     text += "isa_levels=" + tf_convgrad::Join(levels, ",") + "\n";
     text += "isa_supported=" + tf_convgrad::Join(s.supported, ",") + "\n";
+    text += std::string("amx_bf16=") + (s.kernels != nullptr && s.kernels->amx_bf16() ? "1" : "0") +
+            "\n";
 #if defined(TF_CONVGRAD_ISA_SINGLE)
     text += "isa_dispatch=0\n";
 #else

@@ -37,6 +37,9 @@ struct CoreFns {
 #define TF_CONVGRAD_CORE_FNS_TYPE_(T, unused) , CoreFns<T>
 struct CpuKernels {
   std::tuple<const char* TF_CONVGRAD_TYPES(TF_CONVGRAD_CORE_FNS_TYPE_, )> table;
+  // Whether bfloat16 Conv2DBackpropFilter runs on AMX tiles at this level on this CPU and OS
+  // (conv2d_backprop_filter_amx_cpu.h); asks Linux for the tile state on first call.
+  bool (*amx_bf16)();
 
   const char* level() const { return std::get<0>(table); }  // the namespace it was compiled in
   template <typename T>

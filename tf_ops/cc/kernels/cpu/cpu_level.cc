@@ -1,5 +1,6 @@
 // The table of one instruction-set level's cores (cpu_kernels.h), compiled
 // with the level's flags and -DTF_CONVGRAD_ISA_NS=<level> like the cores.
+#include "tf_ops/cc/kernels/cpu/conv2d_backprop_filter_amx_cpu.h"
 #include "tf_ops/cc/kernels/cpu/cpu_kernels.h"
 
 #ifndef TF_CONVGRAD_ISA_NS
@@ -22,7 +23,8 @@ constexpr CoreFns<T> Fns() {
 
 #define TF_CONVGRAD_CORE_FNS_VALUE_(T, unused) , Fns<T>()
 constexpr CpuKernels kKernels = {
-    {TF_CONVGRAD_STR(TF_CONVGRAD_ISA_NS) TF_CONVGRAD_TYPES(TF_CONVGRAD_CORE_FNS_VALUE_, )}};
+    {TF_CONVGRAD_STR(TF_CONVGRAD_ISA_NS) TF_CONVGRAD_TYPES(TF_CONVGRAD_CORE_FNS_VALUE_, )},
+    &internal::AmxBf16Usable};
 #undef TF_CONVGRAD_CORE_FNS_VALUE_
 
 }  // namespace
