@@ -223,9 +223,32 @@ struct Packing {
                              _mm512_slli_epi32(_mm512_cvtepu16_epi32(hi), 16));
     };
     // B: tile row q holds patch rows 2q and 2q + 1 of the block's 16 filter elements, interleaved.
+    // Two blocks of one tap at once where 32 channels are whole: one 64-byte load per patch
+    // row, two interleaving permutes.
+    alignas(64) static constexpr uint16_t kFirstHalf[32] = {
+        0, 32, 1, 33, 2,  34, 3,  35, 4,  36, 5,  37, 6,  38, 7,  39,
+        8, 40, 9, 41, 10, 42, 11, 43, 12, 44, 13, 45, 14, 46, 15, 47};
+    const __m512i first_half = _mm512_load_si512(kFirstHalf);
+    const __m512i second_half = _mm512_add_epi16(first_half, _mm512_set1_epi16(16));
     for (int64_t mb = mb_lo; mb < mb_hi; ++mb) {
       uint16_t* tile = b + ((mb - mb_lo) * steps + s) * kTileElems;
       const int64_t m = mb * kTileRows, t = m / C, c = m % C;
+      if (whole_blocks && c % 32 == 0 && c + 32 <= C && mb + 1 < mb_hi) {
+        uint16_t* tile2 = tile + steps * kTileElems;
+        for (int64_t q = 0; q < kStep / 2; ++q) {
+          const int64_t o0 = offs[2 * q * taps + t], o1 = offs[(2 * q + 1) * taps + t];
+          const __m512i lo = o0 < 0 ? _mm512_setzero_si512() : _mm512_loadu_si512(xs + o0 + c);
+          const __m512i hi = o1 < 0 ? _mm512_setzero_si512() : _mm512_loadu_si512(xs + o1 + c);
+          const __m512i v0 = _mm512_permutex2var_epi16(lo, first_half, hi);
+          const __m512i v1 = _mm512_permutex2var_epi16(lo, second_half, hi);
+          sx.Add(v0);
+          sx.Add(v1);
+          _mm512_store_si512(tile + q * kStep, v0);
+          _mm512_store_si512(tile2 + q * kStep, v1);
+        }
+        ++mb;
+        continue;
+      }
       for (int64_t q = 0; q < kStep / 2; ++q) {
         __m256i lo, hi;
         if (whole_blocks) {
