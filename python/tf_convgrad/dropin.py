@@ -149,6 +149,40 @@ _REPLACEMENTS: dict[str, Callable] = {t: _outside_xla(t) for t in _registry.OP_T
 
 
 # --------------------------------------------------------------------------------------------
+# Cost-free stand-ins (for `bench --train`'s measured ceiling; not an API)
+
+
+def _zeros_after(like, after):
+    """Zeros of ``like``'s shape and dtype, computed from one element of ``after``: a tensor that
+    costs only its own write, yet keeps every op that produces ``after`` in the graph (a result
+    from ``like`` alone would let TF prune the gradient ops upstream)."""
+    zero = tf.cast(tf.reshape(after, [-1])[0], like.dtype) * 0
+    return _like(tf.broadcast_to(zero, tf.shape(like)), like)
+
+
+class _StandIns:
+    """While active, the roles that run our ops (the conv filter gradient, the depthwise input and
+    filter gradients) build :func:`_zeros_after` the incoming gradient instead: the training
+    step as it would run if our three ops took no time beyond writing their results. TF's other
+    gradients are untouched. Affects gradients built (traced) while active, under
+    :func:`enable`; holds the module's lock meanwhile."""
+
+    _ROLES = ((_CONV, "w"), (_DEPTHWISE, "x"), (_DEPTHWISE, "w"))
+
+    def __enter__(self) -> _StandIns:
+        _LOCK.acquire()
+        self._saved = [family[role] for family, role in self._ROLES]
+        for family, role in self._ROLES:
+            family[role] = lambda t, attrs, op, role=role: _zeros_after(t[role], t["y"])
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for (family, role), function in zip(self._ROLES, self._saved, strict=True):
+            family[role] = function
+        _LOCK.release()
+
+
+# --------------------------------------------------------------------------------------------
 # The switch
 
 

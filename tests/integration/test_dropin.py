@@ -397,6 +397,38 @@ def test_functions_traced_before_enable_keep_tf_gradients():
         assert "ConvGrad>Conv2DBackpropFilter" in graph_op_types(retraced)
 
 
+def test_cost_free_stand_ins_keep_the_rest_of_the_step():
+    """bench --train's measured ceiling: under dropin._StandIns the three roles our ops fill give
+    zeros of the right shape and dtype, TF's own gradients are as before, and leaving the block
+    restores our ops."""
+    rng = np.random.default_rng(11)
+    x = tf.constant(rng.normal(size=(2, 8, 8, 3)).astype(np.float32))
+    w = tf.Variable(rng.normal(size=(3, 3, 3, 3)).astype(np.float32))
+    f = tf.Variable(rng.normal(size=(3, 3, 3, 1)).astype(np.float32))
+
+    def conv(x):
+        return tf.nn.conv2d(x, w, 1, "SAME")
+
+    def forward(x):
+        return conv(x) + tf.nn.depthwise_conv2d(x, f, [1, 1, 1, 1], "SAME")
+
+    # dx through the conv alone: TF's Conv2DBackpropInput, the part the stand-ins keep.
+    want_dx = _loss_and_grads(conv, x, [w])[0]
+    with tf_convgrad.enable(), dropin._StandIns():
+        step = tf.function(lambda x: _loss_and_grads(forward, x, [w, f]), autograph=False)
+        types = graph_op_types(step.get_concrete_function(x))
+        dx, dw, df = step(x)
+    assert not (OUR_TYPES | TF_BACKPROP_TYPES) & types, sorted(types)
+    assert "Conv2DBackpropInput" in types, sorted(types)
+    assert norm_rel(dx, want_dx) < 1e-6 and np.any(dx.numpy())
+    for zeros, like in ((dw, w), (df, f)):
+        assert zeros.shape == like.shape and zeros.dtype == like.dtype
+        assert not np.any(zeros.numpy())
+    with tf_convgrad.enable():
+        retraced = tf.function(lambda x: _loss_and_grads(forward, x, [w, f]), autograph=False)
+        assert OUR_TYPES <= graph_op_types(retraced.get_concrete_function(x))
+
+
 # --------------------------------------------------------------------------------------------
 # Keras training
 

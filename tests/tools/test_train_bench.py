@@ -36,14 +36,18 @@ def test_table_from_canned_report():
     row = {
         "model": "mobilenet_v2", "policy": "float32", "stock_ms": 200.0, "ours_ms": 160.0,
         "speedup": 1.25, "stock_replaced_ms": 50.0, "share": 0.25, "ceiling": 4 / 3,
-        "ours_convgrad_ms": 20.0, "stock_top_ops": [("Mul", 30.0)], "ours_top_ops": [],
+        "free_ms": 150.0, "measured_ceiling": 200 / 150, "ours_convgrad_ms": 20.0,
+        "stock_top_ops": [("Mul", 30.0)], "ours_top_ops": [],
         "steps": 10,
     }  # fmt: skip
     report = {"cpu": "Test CPU", "cpus": 2, "tensorflow": "2.21.0", "onednn": True,
               "size": 128, "batch": 16, "rows": [row]}  # fmt: skip
     table = train_bench.format_train_table(report)
     assert "Test CPU" in table and "oneDNN on" in table
-    assert "| mobilenet_v2 | float32 | 200.0 | 160.0 | 1.25x | 50.0 (25%) | 1.33x | 20.0 |" in table
+    assert (
+        "| mobilenet_v2 | float32 | 200.0 | 160.0 | 1.25x | 50.0 (25%) | 1.33x | 150.0 | 1.33x "
+        "| 20.0 |"
+    ) in table
 
 
 @pytest.mark.slow

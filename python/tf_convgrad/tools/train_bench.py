@@ -14,7 +14,11 @@ Method:
   TF's own profiler tools drop op types containing ``>``, so our ops would not appear there.
   ``share`` = time of TF's three replaced backprop ops (any kernel variant, oneDNN's included)
   in stock's step / all op time; ``ceiling`` = 1 / (1 - share): the speed-up if our ops took no
-  time at all.
+  time at all, estimated from op times (which overlap: TF runs independent ops at once).
+* ``measured ceiling``: a third copy with the same weights, traced under ``enable()`` with our
+  three ops replaced by stand-ins that only write zeros of the result's shape (computed from the
+  incoming gradient, so nothing upstream is pruned), is timed in the same interleaved rounds;
+  stock median / its median is the speed-up no kernel for these ops could exceed in this step.
 * TensorFlow runs with its defaults (oneDNN on unless TF_ENABLE_ONEDNN_OPTS=0 is set; the report
   says which) and all cores. The CPU model is in the report.
 """
@@ -45,6 +49,8 @@ TF_REPLACED = (
     "DepthwiseConv2dNativeBackpropInput",
 )
 OURS_PREFIX = "ConvGrad>"
+#: The copies of each model: stock TF, under enable(), under enable() with cost-free stand-ins.
+COPIES = ("stock", "ours", "free")
 
 
 def _is_replaced_tf_op(op_type: str) -> bool:
@@ -101,6 +107,24 @@ def _op_self_times(logdir: str) -> dict[str, float]:
     return dict(times)
 
 
+def _mode(which: str):
+    """The gradient functions a copy runs with (a context manager)."""
+    import contextlib
+
+    import tf_convgrad
+
+    from .. import dropin
+
+    if which == "stock":
+        return tf_convgrad.disable()
+    if which == "ours":
+        return tf_convgrad.enable()
+    stack = contextlib.ExitStack()
+    stack.enter_context(tf_convgrad.enable())
+    stack.enter_context(dropin._StandIns())
+    return stack
+
+
 def _graph_types(model, x, y) -> set[str]:
     import tensorflow as tf
 
@@ -136,8 +160,9 @@ def _one_model(name: str, policy: str, size: int, batch: int, steps: int, log) -
     try:
         keras.utils.set_random_seed(0)
         cls = getattr(keras.applications, MODELS[name])
-        models = {k: cls(weights=None, input_shape=(size, size, 3)) for k in ("stock", "ours")}
-        models["ours"].set_weights(models["stock"].get_weights())
+        models = {k: cls(weights=None, input_shape=(size, size, 3)) for k in COPIES}
+        for k in COPIES[1:]:
+            models[k].set_weights(models["stock"].get_weights())
     finally:
         keras.config.set_dtype_policy(previous)
     rng = np.random.default_rng(0)
@@ -151,29 +176,26 @@ def _one_model(name: str, policy: str, size: int, batch: int, steps: int, log) -
         )
 
     def step(which):
+        # The free copy's step is traced (on its first call) with the stand-ins in place.
         t0 = time.perf_counter()
-        if which == "ours":
-            with tf_convgrad.enable():
-                models[which].train_on_batch(x, y)
-        else:
-            with tf_convgrad.disable():
-                models[which].train_on_batch(x, y)
+        with _mode(which):
+            models[which].train_on_batch(x, y)
         return time.perf_counter() - t0
 
-    for which in ("stock", "ours"):
+    for which in COPIES:
         for _ in range(2):
             step(which)
-    with tf_convgrad.enable():
-        types = _graph_types(models["ours"], tf.constant(x), tf.constant(y))
-    # Ours in place of TF's (ResNet50 has no depthwise layer, so not always all three).
-    if not any(t.startswith(OURS_PREFIX) for t in types) or any(
-        _is_replaced_tf_op(t) for t in types
-    ):
-        raise RuntimeError(f"{name}: the enabled training step does not run our ops only")
-    times = {"stock": [], "ours": []}
+    for which in ("ours", "free"):
+        with _mode(which):
+            types = _graph_types(models[which], tf.constant(x), tf.constant(y))
+        ours_in = any(t.startswith(OURS_PREFIX) for t in types)
+        # Ours in place of TF's (ResNet50 has no depthwise layer, so not always all three); in
+        # the free copy, neither.
+        if ours_in != (which == "ours") or any(_is_replaced_tf_op(t) for t in types):
+            raise RuntimeError(f"{name}: the {which} training step runs other gradient ops")
+    times = {which: [] for which in COPIES}
     for i in range(steps):
-        order = ("stock", "ours") if i % 2 == 0 else ("ours", "stock")
-        for which in order:
+        for which in COPIES if i % 2 == 0 else COPIES[::-1]:
             times[which].append(step(which))
         log(f"  round {i + 1}/{steps}")
     medians = {k: statistics.median(v) * 1e3 for k, v in times.items()}
@@ -195,6 +217,8 @@ def _one_model(name: str, policy: str, size: int, batch: int, steps: int, log) -
         "stock_replaced_ms": replaced,
         "share": replaced / total if total else 0.0,
         "ceiling": 1 / (1 - replaced / total) if total and replaced < total else float("inf"),
+        "free_ms": medians["free"],
+        "measured_ceiling": medians["stock"] / medians["free"],
         "ours_op_ms": ours_total,
         "ours_convgrad_ms": ours_time,
         "stock_top_ops": sorted(stock_ops.items(), key=lambda kv: -kv[1])[:8],
@@ -249,14 +273,15 @@ def format_train_table(report: dict) -> str:
         "interleaved steps",
         "",
         "| model | policy | stock ms | enabled ms | speedup | TF's 3 ops in stock (ms, share) "
-        "| ceiling | ours in enabled (ms) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| ceiling from share | free ms | measured ceiling | ours in enabled (ms) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["rows"]:
         lines.append(
             f"| {r['model']} | {r['policy']} | {r['stock_ms']:.1f} | {r['ours_ms']:.1f} | "
             f"{r['speedup']:.2f}x | {r['stock_replaced_ms']:.1f} ({100 * r['share']:.0f}%) | "
-            f"{r['ceiling']:.2f}x | {r['ours_convgrad_ms']:.1f} |"
+            f"{r['ceiling']:.2f}x | {r['free_ms']:.1f} | {r['measured_ceiling']:.2f}x | "
+            f"{r['ours_convgrad_ms']:.1f} |"
         )
     lines.append("")
     lines.append("Largest op types per step (self ms), stock | enabled:")
