@@ -80,6 +80,14 @@ def train_table(report: dict) -> str:
         stock = ", ".join(f"{k} {v:.0f}" for k, v in r["stock_top_ops"][:6])
         ours = ", ".join(f"{k} {v:.0f}" for k, v in r["ours_top_ops"][:6])
         lines.append(f"* {r['model']} {r['policy']}: {stock} | {ours}")
+    lines += [
+        "",
+        "Other op types whose self time changed most under enable() (ms, stock -> enabled):",
+        "",
+    ]
+    for r in report["rows"]:
+        changed = ", ".join(f"{k} {a:.0f} -> {b:.0f}" for k, a, b in r.get("changed_ops", []))
+        lines.append(f"* {r['model']} {r['policy']}: {changed}")
     return "\n".join(lines)
 
 

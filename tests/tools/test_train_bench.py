@@ -32,11 +32,20 @@ def test_replaced_op_matching():
         assert not train_bench._is_replaced_tf_op(name)
 
 
+def test_changed_ops_leave_out_the_replaced_and_ours():
+    stock = {"Mul": 10.0, "_MklNativeConv2DBackpropFilterWithBias": 30.0, "Sum": 5.0, "Tile": 2.0}
+    ours = {"Mul": 11.0, "ConvGrad>Conv2DBackpropFilter": 25.0, "Sum": 5.0, "BiasAddGrad": 3.0}
+    assert train_bench._changed_ops(stock, ours, most=3) == [
+        ["BiasAddGrad", 0.0, 3.0], ["Tile", 2.0, 0.0], ["Mul", 10.0, 11.0],
+    ]  # fmt: skip
+
+
 def test_table_from_canned_report():
     row = {
         "model": "mobilenet_v2", "policy": "float32", "stock_ms": 200.0, "ours_ms": 160.0,
         "speedup": 1.25, "stock_replaced_ms": 50.0, "share": 0.25, "ceiling": 4 / 3,
         "free_ms": 150.0, "measured_ceiling": 200 / 150, "ours_convgrad_ms": 20.0,
+        "changed_ops": [["BiasAddGrad", 0.0, 3.0]],
         "stock_top_ops": [("Mul", 30.0)], "ours_top_ops": [],
         "steps": 10,
     }  # fmt: skip
@@ -44,6 +53,7 @@ def test_table_from_canned_report():
               "size": 128, "batch": 16, "rows": [row]}  # fmt: skip
     table = train_bench.format_train_table(report)
     assert "Test CPU" in table and "oneDNN on" in table
+    assert "mobilenet_v2 float32: BiasAddGrad 0.0 -> 3.0" in table
     assert (
         "| mobilenet_v2 | float32 | 200.0 | 160.0 | 1.25x | 50.0 (25%) | 1.33x | 150.0 | 1.33x "
         "| 20.0 |"

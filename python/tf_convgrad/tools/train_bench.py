@@ -147,6 +147,18 @@ def _profile_step(model, x, y) -> dict[str, float]:
     return _op_self_times(logdir)
 
 
+def _changed_ops(stock_ops: dict, our_ops: dict, most: int = 6) -> list:
+    """[op type, stock ms, enabled ms] of the other op types whose time changed most under
+    enable() (TF's replaced ops and ours left out): a kernel no longer fused, or ops that run
+    slower next to ours."""
+    others = [
+        [k, stock_ops.get(k, 0.0), our_ops.get(k, 0.0)]
+        for k in set(stock_ops) | set(our_ops)
+        if not _is_replaced_tf_op(k) and not k.startswith(OURS_PREFIX)
+    ]
+    return sorted(others, key=lambda row: (-abs(row[2] - row[1]), row[0]))[:most]
+
+
 def _one_model(name: str, policy: str, size: int, batch: int, steps: int, log) -> dict:
     import keras
     import numpy as np
@@ -222,6 +234,7 @@ def _one_model(name: str, policy: str, size: int, batch: int, steps: int, log) -
         "ours_op_ms": ours_total,
         "ours_convgrad_ms": ours_time,
         "stock_top_ops": sorted(stock_ops.items(), key=lambda kv: -kv[1])[:8],
+        "changed_ops": _changed_ops(stock_ops, our_ops),
         "ours_top_ops": sorted(our_ops.items(), key=lambda kv: -kv[1])[:8],
         "steps": steps,
     }
@@ -289,6 +302,11 @@ def format_train_table(report: dict) -> str:
         stock = ", ".join(f"{k} {v:.1f}" for k, v in r["stock_top_ops"][:5])
         ours = ", ".join(f"{k} {v:.1f}" for k, v in r["ours_top_ops"][:5])
         lines.append(f"  {r['model']} {r['policy']}: {stock} | {ours}")
+    lines.append("")
+    lines.append("Other op types that changed most under enable() (self ms, stock -> enabled):")
+    for r in report["rows"]:
+        changed = ", ".join(f"{k} {a:.1f} -> {b:.1f}" for k, a, b in r.get("changed_ops", []))
+        lines.append(f"  {r['model']} {r['policy']}: {changed}")
     return "\n".join(lines)
 
 
