@@ -119,6 +119,12 @@ bool MagnitudesOk(int x_pattern, int dy_pattern) {
   return (x_pattern >> 7) + (dy_pattern >> 7) - 2 * kBias <= kMaxProductExp;
 }
 
+// Lane i holds i * stride: gather indices for 16 elements `stride` apart.
+inline __m512i StrideIndex(int64_t stride) {
+  return _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                            _mm512_set1_epi32(static_cast<int>(stride)));
+}
+
 // dst[0:n] = src[0:n], and dst[0:n] = 0: short runs (a few channels) in one or two vectors.
 inline void CopyRun(uint16_t* dst, const uint16_t* src, int64_t n) {
   int64_t e = 0;
@@ -267,9 +273,7 @@ struct Packing {
     // A: for each pair q, the pair's 16 channels interleaved (as B), then transposed: tile row c
     // holds channel c's 16 pairs.
     alignas(64) uint32_t pairs[kTileRows * kTileRows];
-    const __m512i gather_index =
-        _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                           _mm512_set1_epi32(kTileRows));
+    const __m512i gather_index = StrideIndex(kTileRows);
     for (int64_t cb = cb_lo; cb < cb_hi; ++cb) {
       const int64_t c0 = cb * kTileRows;
       const __mmask16 mask =
@@ -349,9 +353,7 @@ __attribute__((target("amx-tile,amx-bf16"))) void TileBlock(float* c, int64_t ld
 // transposed), rounded once, for m < m_n and co < co_n.
 void FinishTile(const float* part0, int64_t part_stride, int64_t parts, int64_t ld, int64_t co0,
                 int64_t co_n, int64_t m0, int64_t m_n, int64_t Cout, Eigen::bfloat16* dw) {
-  const __m512i index =
-      _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                         _mm512_set1_epi32(static_cast<int>(ld)));
+  const __m512i index = StrideIndex(ld);
   const __mmask16 mask = static_cast<__mmask16>((uint32_t{1} << co_n) - 1);
   for (int64_t m = 0; m < m_n; ++m) {
     __m512 v = _mm512_i32gather_ps(index, part0 + m, 4);
