@@ -70,4 +70,5 @@ def test_train_bench_runs():
     run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "| mobilenet_v3_small | float32 |" in run.stdout
+    assert "measured ceiling" in run.stdout and "changed most" in run.stdout
     assert "ConvGrad>" in run.stdout
