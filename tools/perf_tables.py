@@ -58,37 +58,10 @@ def ops_table(report: dict) -> str:
 
 
 def train_table(report: dict) -> str:
-    lines = [
-        f"{report['cpu']}, {report['cpus']} CPUs, TF {report['tensorflow']} (oneDNN "
-        f"{'on' if report['onednn'] else 'off'}), {report['size']}x{report['size']}, batch "
-        f"{report['batch']}, date {report['date']}.",
-        "",
-        "| model | policy | stock ms/step | enable() ms/step | speed-up | TF's 3 ops in stock "
-        "(ms, share) | ceiling from share | free stand-ins ms/step | measured ceiling "
-        "| our 3 ops under enable() (ms) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in report["rows"]:
-        lines.append(
-            f"| {r['model']} | {r['policy']} | {r['stock_ms']:.0f} | {r['ours_ms']:.0f} | "
-            f"**{r['speedup']:.2f}x** | {r['stock_replaced_ms']:.0f} ({100 * r['share']:.0f}%) | "
-            f"{r['ceiling']:.2f}x | {r['free_ms']:.0f} | {r['measured_ceiling']:.2f}x | "
-            f"{r['ours_convgrad_ms']:.0f} |"
-        )
-    lines += ["", "Largest op types of one step (self time, ms), stock | under enable():", ""]
-    for r in report["rows"]:
-        stock = ", ".join(f"{k} {v:.0f}" for k, v in r["stock_top_ops"][:6])
-        ours = ", ".join(f"{k} {v:.0f}" for k, v in r["ours_top_ops"][:6])
-        lines.append(f"* {r['model']} {r['policy']}: {stock} | {ours}")
-    lines += [
-        "",
-        "Other op types whose self time changed most under enable() (ms, stock -> enabled):",
-        "",
-    ]
-    for r in report["rows"]:
-        changed = ", ".join(f"{k} {a:.0f} -> {b:.0f}" for k, a, b in r.get("changed_ops", []))
-        lines.append(f"* {r['model']} {r['policy']}: {changed}")
-    return "\n".join(lines)
+    # The bench's own formatter, so that the page and the command print the same table.
+    from tf_convgrad.tools.train_bench import format_train_table
+
+    return format_train_table(report)
 
 
 def isa_table(pairs: list[str]) -> str:

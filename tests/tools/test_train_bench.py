@@ -55,7 +55,7 @@ def test_table_from_canned_report():
     assert "Test CPU" in table and "oneDNN on" in table
     assert "mobilenet_v2 float32: BiasAddGrad 0.0 -> 3.0" in table
     assert (
-        "| mobilenet_v2 | float32 | 200.0 | 160.0 | 1.25x | 50.0 (25%) | 1.33x | 150.0 | 1.33x "
+        "| mobilenet_v2 | float32 | 200.0 | 160.0 | **1.25x** | 50.0 (25%) | 1.33x | 150.0 | 1.33x "
         "| 20.0 |"
     ) in table
 

@@ -278,35 +278,40 @@ def run_train(args) -> int:
 
 
 def format_train_table(report: dict) -> str:
+    """The report as Markdown: the table, then the op breakdowns (docs/PERF.md carries it as is,
+    through ``tools/perf_tables.py train``)."""
+    rows = report["rows"]
     lines = [
         f"Training steps (train_on_batch), stock TF vs tf_convgrad.enable(): {report['cpu']}, "
         f"{report['cpus']} CPUs, TF {report['tensorflow']} (oneDNN "
         f"{'on' if report['onednn'] else 'off'}), {report['size']}x{report['size']}, batch "
-        f"{report['batch']}; medians of {report['rows'][0]['steps'] if report['rows'] else 0} "
-        "interleaved steps",
+        f"{report['batch']}; medians of {rows[0]['steps'] if rows else 0} interleaved steps; "
+        f"{report.get('date', 'undated')}.",
         "",
-        "| model | policy | stock ms | enabled ms | speedup | TF's 3 ops in stock (ms, share) "
+        "| model | policy | stock ms | enabled ms | speed-up | TF's 3 ops in stock (ms, share) "
         "| ceiling from share | free ms | measured ceiling | ours in enabled (ms) |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in report["rows"]:
+    for r in rows:
         lines.append(
             f"| {r['model']} | {r['policy']} | {r['stock_ms']:.1f} | {r['ours_ms']:.1f} | "
-            f"{r['speedup']:.2f}x | {r['stock_replaced_ms']:.1f} ({100 * r['share']:.0f}%) | "
+            f"**{r['speedup']:.2f}x** | {r['stock_replaced_ms']:.1f} ({100 * r['share']:.0f}%) | "
             f"{r['ceiling']:.2f}x | {r['free_ms']:.1f} | {r['measured_ceiling']:.2f}x | "
             f"{r['ours_convgrad_ms']:.1f} |"
         )
-    lines.append("")
-    lines.append("Largest op types per step (self ms), stock | enabled:")
-    for r in report["rows"]:
-        stock = ", ".join(f"{k} {v:.1f}" for k, v in r["stock_top_ops"][:5])
-        ours = ", ".join(f"{k} {v:.1f}" for k, v in r["ours_top_ops"][:5])
-        lines.append(f"  {r['model']} {r['policy']}: {stock} | {ours}")
-    lines.append("")
-    lines.append("Other op types that changed most under enable() (self ms, stock -> enabled):")
-    for r in report["rows"]:
+    lines += ["", "Largest op types of one step (self ms), stock | enabled:", ""]
+    for r in rows:
+        stock = ", ".join(f"{k} {v:.1f}" for k, v in r["stock_top_ops"][:6])
+        ours = ", ".join(f"{k} {v:.1f}" for k, v in r["ours_top_ops"][:6])
+        lines.append(f"* {r['model']} {r['policy']}: {stock} | {ours}")
+    lines += [
+        "",
+        "Other op types that changed most under enable() (self ms, stock -> enabled):",
+        "",
+    ]
+    for r in rows:
         changed = ", ".join(f"{k} {a:.1f} -> {b:.1f}" for k, a, b in r.get("changed_ops", []))
-        lines.append(f"  {r['model']} {r['policy']}: {changed}")
+        lines.append(f"* {r['model']} {r['policy']}: {changed}")
     return "\n".join(lines)
 
 
