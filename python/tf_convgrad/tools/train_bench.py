@@ -2,15 +2,17 @@
 
 Method:
 * Per model (keras.applications, weights=None, seeded) and dtype policy (float32,
-  mixed_bfloat16), two copies with the same weights: one trained by stock TensorFlow, one under
-  :func:`tf_convgrad.enable`. Both are compiled with SGD (momentum 0.9), ``jit_compile=False``,
-  and traced by two warm-up ``train_on_batch`` calls each (the enabled copy inside ``enable()``,
-  so its training step runs our ops; the graph is checked for them).
+  mixed_bfloat16), three copies with the same weights: one trained by stock TensorFlow, one
+  under :func:`tf_convgrad.enable`, and the "free" copy of the measured ceiling (below). All are
+  compiled with SGD (momentum 0.9), ``jit_compile=False``, and traced by two warm-up
+  ``train_on_batch`` calls each in their own mode; the enabled and free graphs are checked for
+  the gradient ops they must (and must not) hold.
 * Then ``--steps`` rounds, each timing one ``train_on_batch`` of each copy (it returns the loss
-  as a NumPy value, so the step has finished), the order alternating round by round. Reported:
+  as a NumPy value, so the step has finished), the order reversing round by round. Reported:
   medians in ms and ``speedup`` = stock median / enabled median.
-* One more step of each copy runs under TF's profiler; the per-op-type self time is read from
-  the raw trace (the XPlane protobuf: op events on TF's inter-op threads, children subtracted).
+* One more step of the stock and enabled copies runs under TF's profiler; the per-op-type self
+  time is read from the raw trace (the XPlane protobuf: op events on TF's inter-op threads,
+  children subtracted).
   TF's own profiler tools drop op types containing ``>``, so our ops would not appear there.
   ``share`` = time of TF's three replaced backprop ops (any kernel variant, oneDNN's included)
   in stock's step / all op time; ``ceiling`` = 1 / (1 - share): the speed-up if our ops took no
@@ -164,8 +166,6 @@ def _one_model(name: str, policy: str, size: int, batch: int, steps: int, log) -
     import numpy as np
     import tensorflow as tf
 
-    import tf_convgrad
-
     keras.backend.clear_session()
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
@@ -211,9 +211,9 @@ def _one_model(name: str, policy: str, size: int, batch: int, steps: int, log) -
             times[which].append(step(which))
         log(f"  round {i + 1}/{steps}")
     medians = {k: statistics.median(v) * 1e3 for k, v in times.items()}
-    with tf_convgrad.disable():
+    with _mode("stock"):
         stock_ops = _profile_step(models["stock"], x, y)
-    with tf_convgrad.enable():
+    with _mode("ours"):
         our_ops = _profile_step(models["ours"], x, y)
     total = sum(stock_ops.values())
     replaced = sum(v for k, v in stock_ops.items() if _is_replaced_tf_op(k))
